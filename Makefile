@@ -1,0 +1,46 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+# Each creates .venv with the Python it finds and installs what it needs.
+
+PYTHON ?= $(shell command -v python3 || command -v python)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# mypy reads a regular (non-editable) install from outside the checkout: an editable
+# install maps voiceagent.adapters/tools through an import hook that mypy cannot follow.
+TYPECHECK := $(VENV)/typecheck
+
+.PHONY: demo test lint typecheck pytest bench clean system
+
+demo: $(STAMP)
+	$(BIN)/python examples/sim_conversation.py
+
+test: lint typecheck pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	rm -rf $(TYPECHECK)
+	$(BIN)/pip install -q --no-deps --no-build-isolation --target $(TYPECHECK) . >/dev/null
+	cd $(TYPECHECK) && ../bin/mypy --config-file ../../pyproject.toml \
+		--python-executable ../bin/python -p voiceagent
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/import_time.py
+
+system:
+	@bash .ci/system-packages
+
+$(STAMP): pyproject.toml .ci/system-packages
+	@bash .ci/system-packages
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info
