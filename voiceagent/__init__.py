@@ -27,7 +27,18 @@ _LATER: dict[str, str] = {
     "Session": "sessions",
 }
 
-__all__ = ["NotAvailableYet", "__version__", *_EXPORTS, *_LATER]
+__all__ = [
+    "Agent",
+    "ElectronClient",
+    "ElectronError",
+    "NotAvailableYet",
+    "Session",
+    "ToolContext",
+    "Usage",
+    "UsageTotals",
+    "__version__",
+    "tool",
+]
 
 
 class NotAvailableYet(NotImplementedError):

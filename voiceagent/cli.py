@@ -1,0 +1,110 @@
+"""The ``voiceagent`` command: parses the documented option set and hands each subcommand
+to the module that implements it (imported lazily, so ``--help`` stays instant)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from voiceagent import __version__
+
+# subcommand -> the issue that brings it, for the ones this version does not run yet
+_NOT_YET = {
+    "chat": "the turn engine",
+    "demo": "the mic-to-speaker demo",
+    "phone": "the phone bots",
+}
+
+_DESCRIPTION = """\
+Streaming voice agents on Smallest AI's Electron (LLM), Lightning (TTS) and Pulse (STT),
+or on any OpenAI-compatible endpoint.
+
+With no API key the embedded defaults run offline: `voiceagent sim` serves a local
+Electron-compatible simulator (rule-based, not a model)."""
+
+
+def _add_shared_options(parser: argparse.ArgumentParser) -> None:
+    """The option set shared by chat, demo and phone (DESIGN.md, "The command line")."""
+    llm = parser.add_argument_group("LLM")
+    llm.add_argument("--llm-url", help="OpenAI-compatible base URL (env ELECTRON_BASE_URL)")
+    llm.add_argument("--api-key", help="credential sent to every URL given on the command line")
+    llm.add_argument("--model", default=None, help="model name (default: electron)")
+    llm.add_argument("--temperature", type=float, default=None)
+    llm.add_argument("--seed", type=int, default=None)
+    speech = parser.add_argument_group("speech")
+    speech.add_argument(
+        "--tts", choices=["lightning", "lightning-http", "piper", "espeak", "test"], default=None
+    )
+    speech.add_argument("--tts-url", help="Lightning endpoint (env LIGHTNING_URL)")
+    speech.add_argument("--voice", default=None)
+    speech.add_argument("--stt", choices=["pulse", "whisper", "test"], default=None)
+    speech.add_argument("--stt-url", help="Pulse endpoint (env PULSE_URL)")
+    speech.add_argument("--language", default=None, help="language code (default: en)")
+    out = parser.add_argument_group("timeline")
+    out.add_argument("--timeline", metavar="FILE.json", help="write each turn's timeline")
+    out.add_argument("--timeline-html", metavar="FILE.html", help="write the timeline picture")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="voiceagent",
+        description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"voiceagent {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    chat = sub.add_parser("chat", help="talk to an agent by text or a WAV file")
+    chat.add_argument("agent", nargs="?", help="FILE.py[:NAME] or module[:NAME]")
+    source = chat.add_mutually_exclusive_group()
+    source.add_argument("--say", metavar="TEXT", help="one turn with this text (else stdin lines)")
+    source.add_argument("--in", dest="in_wav", metavar="FILE.wav", help="speech input through STT")
+    chat.add_argument("--out", metavar="FILE.wav", help="write the spoken reply")
+    _add_shared_options(chat)
+
+    demo = sub.add_parser("demo", help="live mic-to-speaker conversation (file mode without one)")
+    demo.add_argument("agent", nargs="?", help="FILE.py[:NAME] or module[:NAME]")
+    demo.add_argument("--file", action="store_true", help="force file mode")
+    demo.add_argument("--out", metavar="FILE.wav", default="demo-reply.wav")
+    demo.add_argument("--barge-in", action="store_true", help="allow barge-in on open speakers")
+    _add_shared_options(demo)
+
+    phone = sub.add_parser("phone", help="serve phone calls (Twilio Media Streams and others)")
+    phone.add_argument("agent", nargs="?", help="FILE.py[:NAME] or module[:NAME]")
+    phone.add_argument("--host", default="127.0.0.1")
+    phone.add_argument("--port", type=int, default=8080, help="0 = any free port")
+    phone.add_argument("--public-url", help="the wss:// base the carrier dials")
+    phone.add_argument("--carrier", choices=["twilio", "telnyx", "plivo", "exotel"])
+    phone.add_argument("--twiml", action="store_true", help="print the TwiML and exit")
+    _add_shared_options(phone)
+
+    sub.add_parser(
+        "sim",
+        help="serve the local Electron-compatible simulator (not a model)",
+        add_help=False,  # its own parser owns --help
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["sim"]:
+        from voiceagent.testing.electron.cli import main as sim_main
+
+        return sim_main(args_list[1:], prog="voiceagent sim")
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    print(
+        f"voiceagent {args.command} is not available yet: it arrives with "
+        f"{_NOT_YET[args.command]}. What works now: voiceagent sim.",
+        file=sys.stderr,
+    )
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
