@@ -1,0 +1,141 @@
+"""`ElectronClient`: streamed chat completions with our retry policy, limiter and usage."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import anyio
+
+from .limiter import plan_limit, shared_limiter
+from .pool import auth_headers, shared_openai_client
+from .redact import key_fingerprint
+from .request_id import install_request_id_logging
+from .retry import RetryPolicy
+from .streaming import ElectronStream
+from .usage import Usage, UsageTotals
+
+logger = logging.getLogger(__name__)
+
+Message = Mapping[str, Any]
+
+
+class ElectronClient:
+    """A client of one OpenAI-compatible endpoint (Electron by default) for one key.
+
+    Cheap to create: the HTTP pool and the concurrency limiter are shared by every client
+    of the same (endpoint, key) in the process.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        model: str = "electron",
+        plan: str | int | None = "standard",
+        first_byte_timeout: float = 10.0,
+        timeout: float = 60.0,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        if not base_url:
+            raise ValueError("base_url is required (e.g. https://api.smallest.ai/waves/v1)")
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key or None
+        self._key_id = key_fingerprint(self._api_key)
+        self.model = model
+        self.plan = plan
+        self.max_in_flight = plan_limit(plan)
+        self.first_byte_timeout = first_byte_timeout
+        self.timeout = timeout
+        self.retry = retry if retry is not None else RetryPolicy()
+        self.usage = UsageTotals()
+        install_request_id_logging()
+
+    def __repr__(self) -> str:
+        key = "key=***" if self._api_key else "no key"
+        return (
+            f"ElectronClient(base_url={self.base_url!r}, model={self.model!r}, "
+            f"plan={self.plan!r}, {key})"
+        )
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: str | Mapping[str, Any] | None = None,
+        temperature: float | None = None,
+        seed: int | None = None,
+        max_tokens: int | None = None,
+        stop: str | Sequence[str] | None = None,
+        model: str | None = None,
+    ) -> ElectronStream:
+        """Open a streamed completion: `async with client.stream(messages) as s: ...`."""
+        request = self._request(
+            messages,
+            tools=tools,
+            tool_choice=tool_choice,
+            temperature=temperature,
+            seed=seed,
+            max_tokens=max_tokens,
+            stop=stop,
+            model=model,
+        )
+        return ElectronStream(
+            openai_client=lambda: shared_openai_client(self.base_url, self._api_key),
+            limiter=self._limiter,
+            request=request,
+            policy=self.retry,
+            first_byte_timeout=self.first_byte_timeout,
+            secrets=(self._api_key,),
+            auth_hint=None if self._api_key else _NO_KEY_HINT,
+            on_usage=self._add_usage,
+        )
+
+    def _request(
+        self,
+        messages: Sequence[Message],
+        *,
+        tools: Sequence[Mapping[str, Any]] | None,
+        tool_choice: str | Mapping[str, Any] | None,
+        temperature: float | None,
+        seed: int | None,
+        max_tokens: int | None,
+        stop: str | Sequence[str] | None,
+        model: str | None,
+    ) -> dict[str, Any]:
+        """The keyword arguments of openai's `create`, frozen so every attempt sends the same."""
+        request: dict[str, Any] = {
+            "model": model or self.model,
+            "messages": [dict(message) for message in messages],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "timeout": self.timeout,
+            "extra_headers": auth_headers(self._api_key),
+        }
+        if tools:  # Electron wants the field omitted rather than []; tool_choice goes with it
+            request["tools"] = [dict(tool) for tool in tools]
+            if tool_choice is not None:
+                request["tool_choice"] = tool_choice
+        optional = {"temperature": temperature, "seed": seed, "max_tokens": max_tokens}
+        request.update({name: value for name, value in optional.items() if value is not None})
+        if stop is not None:
+            request["stop"] = stop if isinstance(stop, str) else list(stop)
+        return request
+
+    def _limiter(self) -> anyio.CapacityLimiter:
+        return shared_limiter(self.base_url, self._key_id, self.max_in_flight)
+
+    def _add_usage(self, usage: Usage) -> None:
+        self.usage.add(usage)
+        logger.debug(
+            "LLM usage: prompt=%d completion=%d cached=%d",
+            usage.prompt,
+            usage.completion,
+            usage.cached,
+        )
+
+
+_NO_KEY_HINT = "No API key was sent: set SMALLEST_API_KEY, or pass --api-key for this URL"

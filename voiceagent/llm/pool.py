@@ -1,0 +1,74 @@
+"""One openai client (and so one HTTP connection pool) per (endpoint, key) per event loop."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import cast
+
+import openai
+from anyio.lowlevel import RunVar
+
+from .redact import key_fingerprint
+
+SOURCE_HEADERS = {"X-Source": "voiceagent"}
+NO_KEY_PLACEHOLDER = "no-key"  # satisfies openai's constructor; never sent (see auth_headers)
+
+# httpx2's pool is bound to the loop it first ran on, hence a registry per running loop.
+_CLIENTS: RunVar[dict[tuple[str, str], openai.AsyncOpenAI]] = RunVar("voiceagent_llm_clients")
+
+
+def _ambient_header_names(environ: Mapping[str, str]) -> list[str]:
+    """Headers openai would add from OPENAI_CUSTOM_HEADERS: we send none of them."""
+    names = []
+    for line in environ.get("OPENAI_CUSTOM_HEADERS", "").split("\n"):
+        name, sep, _ = line.partition(":")
+        if sep and name.strip():
+            names.append(name.strip())
+    return names
+
+
+def auth_headers(api_key: str | None) -> dict[str, str | openai.Omit]:
+    """Per-request headers: the bearer key, or an explicit omission when there is none."""
+    if api_key:
+        return {"Authorization": f"Bearer {api_key}"}
+    return {"Authorization": openai.Omit()}
+
+
+def build_openai_client(base_url: str, api_key: str | None) -> openai.AsyncOpenAI:
+    """An AsyncOpenAI that retries nothing and reads nothing from OPENAI_* variables."""
+    headers: dict[str, str | openai.Omit] = {
+        name: openai.Omit() for name in _ambient_header_names(os.environ)
+    }
+    headers.update(
+        {"OpenAI-Organization": openai.Omit(), "OpenAI-Project": openai.Omit(), **SOURCE_HEADERS}
+    )
+    headers.update(auth_headers(api_key))
+    return openai.AsyncOpenAI(
+        api_key=api_key or NO_KEY_PLACEHOLDER,  # explicit, so OPENAI_API_KEY is never read
+        base_url=base_url,  # explicit, so OPENAI_BASE_URL is never read
+        max_retries=0,  # the retry policy is ours
+        default_headers=cast(Mapping[str, str], headers),  # openai honours Omit values here
+    )
+
+
+def shared_openai_client(base_url: str, api_key: str | None) -> openai.AsyncOpenAI:
+    clients = _CLIENTS.get(None)
+    if clients is None:
+        clients = {}
+        _CLIENTS.set(clients)
+    key = (base_url, key_fingerprint(api_key))
+    client = clients.get(key)
+    if client is None:
+        client = clients[key] = build_openai_client(base_url, api_key)
+    return client
+
+
+async def aclose_shared_clients() -> None:
+    """Close the pooled clients of the running loop (for a tidy shutdown)."""
+    clients = _CLIENTS.get(None)
+    if not clients:
+        return
+    for client in list(clients.values()):
+        await client.close()
+    clients.clear()

@@ -1,0 +1,261 @@
+"""One streamed chat completion: attempts, transparent retry before first use, clean close."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from contextvars import Token
+from types import TracebackType
+from typing import Any, cast
+
+import anyio
+import openai
+from openai.types.chat import ChatCompletionChunk
+
+from .classify import error_from_failure, failure_from_exception
+from .errors import StreamInterruptedError
+from .request_id import reset_request_id, set_request_id
+from .retry import Failure, RetryPolicy
+from .usage import Usage
+
+logger = logging.getLogger(__name__)
+
+
+def is_role_only(chunk: ChatCompletionChunk) -> bool:
+    """A chunk that uses nothing of the reply (the opening role chunk): safe to send twice."""
+    if chunk.usage is not None:
+        return False
+    for choice in chunk.choices:
+        delta = choice.delta
+        if delta.content or delta.tool_calls or delta.refusal or choice.finish_reason:
+            return False
+    return True
+
+
+class _AttemptFailed(Exception):
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+class ElectronStream:
+    """Async iterator of `ChatCompletionChunk`s; use as `async with client.stream(...)`.
+
+    The request holds a concurrency slot from before it is sent until the stream closes.
+    Failures before the first content or tool-call delta is handed on are retried by the
+    policy; after that a failure ends the stream with `StreamInterruptedError`.
+    """
+
+    def __init__(
+        self,
+        *,
+        openai_client: Callable[[], openai.AsyncOpenAI],
+        limiter: Callable[[], anyio.CapacityLimiter],
+        request: Mapping[str, Any],
+        policy: RetryPolicy,
+        first_byte_timeout: float,
+        secrets: Sequence[str | None],
+        auth_hint: str | None,
+        on_usage: Callable[[Usage], None],
+    ) -> None:
+        self._openai_client = openai_client
+        self._limiter_factory = limiter
+        self._request = request
+        self._policy = policy
+        self._first_byte_timeout = first_byte_timeout
+        self._secrets = secrets
+        self._auth_hint = auth_hint
+        self._on_usage = on_usage
+        self.request_id: str | None = None
+        self.usage: Usage | None = None
+        self.attempts = 0
+        self._limiter: anyio.CapacityLimiter | None = None
+        self._borrower = object()
+        self._token: Token[str | None] | None = None
+        self._chunks: openai.AsyncStream[ChatCompletionChunk] | None = None
+        self._pending: ChatCompletionChunk | None = None
+        self._finished = False
+        self._finish_seen = False
+        self._role_sent = False
+        self._committed = False
+        self._handed_chunks = 0
+        self._content_chars = 0
+        self._tool_fragments = 0
+
+    async def __aenter__(self) -> ElectronStream:
+        self._token = set_request_id(None)
+        try:
+            self._limiter = self._limiter_factory()
+            await self._limiter.acquire_on_behalf_of(self._borrower)
+            self._pending = await self._connect(None)
+        except BaseException:
+            await self._close()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._close()
+
+    def __aiter__(self) -> ElectronStream:
+        return self
+
+    async def __anext__(self) -> ChatCompletionChunk:
+        while True:
+            if self._pending is not None:
+                chunk, self._pending = self._pending, None
+            elif self._finished or self._chunks is None:
+                raise StopAsyncIteration
+            else:
+                next_chunk = await self._next_from_wire()
+                if next_chunk is None:
+                    self._finished = True
+                    raise StopAsyncIteration
+                chunk = next_chunk
+            if is_role_only(chunk):
+                if self._role_sent:
+                    continue  # a retried attempt's role chunk: the caller has one already
+                self._role_sent = True
+            else:
+                self._committed = True
+                self._count(chunk)
+            self._handed_chunks += 1
+            return chunk
+
+    async def _connect(self, failure: Failure | None) -> ChatCompletionChunk:
+        """Run attempts until one yields its first chunk; raise the typed error otherwise."""
+        while True:
+            if failure is not None:
+                set_request_id(failure.request_id)
+                decision = self._policy.decide(failure, self.attempts)
+                if not decision.retry:
+                    raise self._error(failure, decision.reason)
+                logger.info(
+                    "LLM attempt %d of %d failed (%s: %s); retrying in %.3f s",
+                    self.attempts,
+                    self._policy.max_attempts,
+                    failure.kind,
+                    failure.message,
+                    decision.delay,
+                )
+                await anyio.sleep(decision.delay)
+            self.attempts += 1
+            self.request_id = None
+            set_request_id(None)
+            try:
+                return await self._attempt()
+            except _AttemptFailed as failed:
+                failure = failed.failure
+
+    async def _attempt(self) -> ChatCompletionChunk:
+        self._finish_seen = False
+        create = self._openai_client().chat.completions.with_raw_response.create
+        logger.debug("LLM attempt %d: POST chat/completions", self.attempts)
+        try:
+            with anyio.fail_after(self._first_byte_timeout):
+                raw = await create(**self._request)
+                self.request_id = raw.headers.get("x-request-id")
+                set_request_id(self.request_id)
+                self._chunks = cast(openai.AsyncStream[ChatCompletionChunk], raw.parse())
+                first = await self._chunks.__anext__()
+        except TimeoutError:
+            await self._close_response()
+            message = f"no first byte within first_byte_timeout={self._first_byte_timeout:g} s"
+            raise _AttemptFailed(Failure("timeout", message, request_id=self.request_id)) from None
+        except StopAsyncIteration:
+            await self._close_response()
+            failure = Failure("connection", "the stream ended before its first chunk")
+            raise _AttemptFailed(failure) from None
+        except openai.OpenAIError as exc:
+            await self._close_response()
+            raise _AttemptFailed(self._failure(exc)) from exc
+        logger.debug("LLM attempt %d: first chunk received", self.attempts)
+        self._received(first)
+        return first
+
+    async def _next_from_wire(self) -> ChatCompletionChunk | None:
+        """The next chunk of the serving attempt, retrying while nothing has been used."""
+        assert self._chunks is not None
+        try:
+            chunk = await self._chunks.__anext__()
+        except StopAsyncIteration:
+            if self._finish_seen or self.usage is not None:
+                return None
+            failure = Failure("connection", "the stream ended before its finish_reason")
+        except openai.OpenAIError as exc:
+            failure = self._failure(exc)
+        else:
+            self._received(chunk)
+            return chunk
+        await self._close_response()
+        if self._committed:
+            raise self._interrupted(failure)
+        return await self._connect(failure)
+
+    def _received(self, chunk: ChatCompletionChunk) -> None:
+        if any(choice.finish_reason for choice in chunk.choices):
+            self._finish_seen = True
+        if chunk.usage is not None and self.usage is None:
+            self.usage = Usage.from_openai(chunk.usage)
+            self._on_usage(self.usage)
+
+    def _count(self, chunk: ChatCompletionChunk) -> None:
+        for choice in chunk.choices:
+            self._content_chars += len(choice.delta.content or "")
+            self._tool_fragments += len(choice.delta.tool_calls or ())
+
+    def _failure(self, exc: openai.OpenAIError) -> Failure:
+        failure = failure_from_exception(exc, self._secrets)
+        if failure.request_id is None and self.request_id is not None:
+            return Failure(
+                failure.kind,
+                failure.message,
+                failure.status,
+                failure.error_type,
+                self.request_id,
+                failure.retry_after,
+            )
+        return failure
+
+    def _error(self, failure: Failure, reason: str) -> Exception:
+        hint = self._auth_hint if failure.kind == "authentication" else None
+        error = error_from_failure(failure, attempts=self.attempts, reason=reason, hint=hint)
+        logger.warning("LLM request failed: %s", error)
+        return error
+
+    def _interrupted(self, failure: Failure) -> StreamInterruptedError:
+        error = StreamInterruptedError(
+            f"the stream broke after use ({failure.kind}: {failure.message})",
+            chunks=self._handed_chunks,
+            content_chars=self._content_chars,
+            tool_call_fragments=self._tool_fragments,
+            status=failure.status,
+            error_type=failure.error_type,
+            request_id=failure.request_id,
+            attempts=self.attempts,
+        )
+        logger.warning("LLM stream interrupted: %s", error)
+        return error
+
+    async def _close_response(self) -> None:
+        chunks, self._chunks = self._chunks, None
+        if chunks is not None:
+            with anyio.CancelScope(shield=True):
+                await chunks.close()
+
+    async def _close(self) -> None:
+        await self._close_response()
+        self._finished = True
+        if self._limiter is not None:
+            limiter, self._limiter = self._limiter, None
+            try:
+                limiter.release_on_behalf_of(self._borrower)
+            except RuntimeError:
+                pass  # never acquired (cancelled while waiting for a slot)
+        if self._token is not None:
+            token, self._token = self._token, None
+            reset_request_id(token)
