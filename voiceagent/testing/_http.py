@@ -6,6 +6,7 @@ abrupt connection close for fault injection, clean shutdown. No routing, no prot
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -91,6 +92,8 @@ class HTTPServer:
         self._host = host
         self._requested_port = port
         self._port: int | None = None
+        self._scope: anyio.CancelScope | None = None
+        self._runner: asyncio.Task[None] | None = None
         self._task_group: TaskGroup | None = None
         self.connections = 0  # TCP connections accepted so far
 
@@ -109,10 +112,20 @@ class HTTPServer:
             local_host=self._host, local_port=self._requested_port
         )
         self._port = listener.listeners[0].extra(SocketAttribute.local_port)
-        task_group = anyio.create_task_group()
-        await task_group.__aenter__()
-        self._task_group = task_group
-        task_group.start_soon(self._accept_forever, listener, task_group)
+        self._scope = anyio.CancelScope()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not asyncio (trio): enter and exit in one task, as trio requires
+            loop = None
+        if loop is not None:
+            # A task of its own, so that entering and exiting may happen in different tasks
+            # (pytest-asyncio runs an async fixture's setup and teardown in different tasks).
+            self._runner = loop.create_task(self._run(listener))
+        else:
+            task_group = anyio.create_task_group()
+            await task_group.__aenter__()
+            task_group.start_soon(self._run, listener)
+            self._task_group = task_group
         return self
 
     async def __aexit__(
@@ -121,11 +134,22 @@ class HTTPServer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool | None:
+        if self._scope is not None:
+            self._scope.cancel()
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            with anyio.CancelScope(shield=True):
+                await runner
         task_group, self._task_group = self._task_group, None
-        if task_group is None:
-            return None
-        task_group.cancel_scope.cancel()
-        return await task_group.__aexit__(exc_type, exc, tb)
+        if task_group is not None:
+            return await task_group.__aexit__(exc_type, exc, tb)
+        return None
+
+    async def _run(self, listener: anyio.abc.Listener[SocketStream]) -> None:
+        assert self._scope is not None
+        with self._scope:
+            async with anyio.create_task_group() as task_group:
+                task_group.start_soon(self._accept_forever, listener, task_group)
 
     async def _accept_forever(
         self, listener: anyio.abc.Listener[SocketStream], tg: TaskGroup
