@@ -45,8 +45,7 @@ def fill_arguments(parameters: Any, intent: Intent, place: str | None) -> dict[s
             args[name] = main_value if not main_used and main_value is not None else ""
             main_used = True
         elif kind in ("number", "integer"):
-            value = numbers.pop(0) if numbers else 0
-            args[name] = int(value) if kind == "integer" else value
+            args[name] = _number(numbers.pop(0) if numbers else 0, kind)
         elif kind == "boolean":
             args[name] = False
         elif kind == "array":
@@ -76,7 +75,7 @@ def _by_name(name: str, prop: Mapping[str, Any], intent: Intent, place: str | No
     if kind in ("number", "integer") and len(intent.numbers) >= 2:
         for names, value in ((_FIRST_NAMES, intent.numbers[0]), (_SECOND_NAMES, intent.numbers[1])):
             if name in names:
-                return int(value) if kind == "integer" else value
+                return _number(value, kind)
     if prop.get("enum") and any(str(v).lower() in intent.text.lower() for v in prop["enum"]):
         return _enum_choice(prop["enum"], intent.text)
     return None
@@ -103,3 +102,7 @@ def _enum_choice(enum: list[Any], text: str) -> Any:
         if str(value).lower() in lowered:
             return value
     return enum[0]
+
+
+def _number(value: float, kind: str) -> int | float:
+    return int(value) if kind == "integer" or float(value).is_integer() else value

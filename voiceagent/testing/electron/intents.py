@@ -28,7 +28,8 @@ _OPERATION_NAMES = {"+": "add", "-": "subtract", "*": "multiply", "/": "divide"}
 _WORDS = {"+": "plus", "-": "minus", "*": "times", "/": "divided by"}
 _PLACE = re.compile(r"\b(?:in|for|at)\s+([^?.!]+)", re.I)
 _NOT_PLACE = re.compile(
-    r"\s+\b(today|tomorrow|tonight|now|right now|please|currently|this \w+|at the moment)\b.*$",
+    r"\s+\b(today|tomorrow|tonight|now|right now|please|currently|this \w+|at the moment"
+    r"|in (celsius|fahrenheit|metric|imperial|degrees))\b.*$",
     re.I,
 )
 
