@@ -5,7 +5,7 @@ from __future__ import annotations
 import email.utils
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 
 import openai
 
@@ -83,16 +83,18 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def failure_from_exception(exc: openai.OpenAIError, secrets: Sequence[str | None]) -> Failure:
+def failure_from_exception(
+    exc: openai.OpenAIError, redact_text: Callable[[str], str] = redact
+) -> Failure:
     """Classify an exception raised by openai while sending or streaming a request."""
     if isinstance(exc, openai.APITimeoutError):
         return Failure("timeout", "the request timed out")
     if isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__
         detail = f": {type(cause).__name__}: {cause}" if cause is not None else ""
-        return Failure("connection", redact(f"connection failed{detail}", secrets))
+        return Failure("connection", redact_text(f"connection failed{detail}"))
     if not isinstance(exc, openai.APIError):
-        return Failure("client_error", redact(str(exc), secrets))
+        return Failure("client_error", redact_text(str(exc)))
     error = _envelope(exc.body)
     message = _text(error.get("message")) or (exc.body if isinstance(exc.body, str) else None)
     error_type = _text(error.get("type"))
@@ -104,7 +106,7 @@ def failure_from_exception(exc: openai.OpenAIError, secrets: Sequence[str | None
             raw_text = str(exc.body)
         return Failure(
             kind=_status_kind(exc.status_code, f"{message or ''} {raw_text}"),
-            message=redact(message or exc.message, secrets),
+            message=redact_text(message or exc.message),
             status=exc.status_code,
             error_type=error_type,
             request_id=exc.request_id or envelope_id,
@@ -117,7 +119,7 @@ def failure_from_exception(exc: openai.OpenAIError, secrets: Sequence[str | None
         kind = "concurrency_limit"
     return Failure(
         kind=kind,
-        message=redact(message or exc.message, secrets),
+        message=redact_text(message or exc.message),
         error_type=error_type,
         request_id=envelope_id,
     )

@@ -9,8 +9,8 @@ from typing import Any
 import anyio
 
 from .limiter import plan_limit, shared_limiter
-from .pool import auth_headers, shared_openai_client
-from .redact import key_fingerprint
+from .pool import request_headers, shared_openai_client
+from .redact import key_fingerprint, redact
 from .request_id import install_request_id_logging
 from .retry import RetryPolicy
 from .streaming import ElectronStream
@@ -89,7 +89,7 @@ class ElectronClient:
             request=request,
             policy=self.retry,
             first_byte_timeout=self.first_byte_timeout,
-            secrets=(self._api_key,),
+            redact=self._redact,
             auth_hint=None if self._api_key else _NO_KEY_HINT,
             on_usage=self._add_usage,
         )
@@ -113,7 +113,7 @@ class ElectronClient:
             "stream": True,
             "stream_options": {"include_usage": True},
             "timeout": self.timeout,
-            "extra_headers": auth_headers(self._api_key),
+            "extra_headers": request_headers(self._api_key),
         }
         if tools:  # Electron wants the field omitted rather than []; tool_choice goes with it
             request["tools"] = [dict(tool) for tool in tools]
@@ -124,6 +124,9 @@ class ElectronClient:
         if stop is not None:
             request["stop"] = stop if isinstance(stop, str) else list(stop)
         return request
+
+    def _redact(self, text: str) -> str:
+        return redact(text, (self._api_key,))
 
     def _limiter(self) -> anyio.CapacityLimiter:
         return shared_limiter(self.base_url, self._key_id, self.max_in_flight)

@@ -29,10 +29,15 @@ def _ambient_header_names(environ: Mapping[str, str]) -> list[str]:
 
 
 def auth_headers(api_key: str | None) -> dict[str, str | openai.Omit]:
-    """Per-request headers: the bearer key, or an explicit omission when there is none."""
+    """The bearer key, or an explicit omission when there is none (no header at all)."""
     if api_key:
         return {"Authorization": f"Bearer {api_key}"}
     return {"Authorization": openai.Omit()}
+
+
+def request_headers(api_key: str | None) -> dict[str, str | openai.Omit]:
+    """Per-request headers: openai insists on an explicit omission to send no Authorization."""
+    return {} if api_key else auth_headers(None)
 
 
 def build_openai_client(base_url: str, api_key: str | None) -> openai.AsyncOpenAI:

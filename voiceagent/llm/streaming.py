@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from contextvars import Token
 from types import TracebackType
 from typing import Any, cast
@@ -54,7 +54,7 @@ class ElectronStream:
         request: Mapping[str, Any],
         policy: RetryPolicy,
         first_byte_timeout: float,
-        secrets: Sequence[str | None],
+        redact: Callable[[str], str],
         auth_hint: str | None,
         on_usage: Callable[[Usage], None],
     ) -> None:
@@ -63,7 +63,7 @@ class ElectronStream:
         self._request = request
         self._policy = policy
         self._first_byte_timeout = first_byte_timeout
-        self._secrets = secrets
+        self._redact = redact
         self._auth_hint = auth_hint
         self._on_usage = on_usage
         self.request_id: str | None = None
@@ -209,7 +209,7 @@ class ElectronStream:
             self._tool_fragments += len(choice.delta.tool_calls or ())
 
     def _failure(self, exc: openai.OpenAIError) -> Failure:
-        failure = failure_from_exception(exc, self._secrets)
+        failure = failure_from_exception(exc, self._redact)
         if failure.request_id is None and self.request_id is not None:
             return Failure(
                 failure.kind,
