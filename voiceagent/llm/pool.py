@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import cast
+from typing import Any, cast
 
+import httpx2
 import openai
 from anyio.lowlevel import RunVar
 
 from .redact import key_fingerprint
+from .request_id import set_request_id
 
 SOURCE_HEADERS = {"X-Source": "voiceagent"}
 NO_KEY_PLACEHOLDER = "no-key"  # satisfies openai's constructor; never sent (see auth_headers)
@@ -40,6 +42,27 @@ def request_headers(api_key: str | None) -> dict[str, str | openai.Omit]:
     return {} if api_key else auth_headers(None)
 
 
+async def _trace(event: str, info: Mapping[str, Any]) -> None:
+    """httpcore trace hook: learn x-request-id the moment the response headers arrive.
+
+    It runs before the transport, httpx2 and openai log the response, so their records
+    carry the id too (a record made before the headers cannot: the id does not exist yet).
+    """
+    if not event.endswith("receive_response_headers.complete"):
+        return
+    returned = info.get("return_value")
+    for part in returned if isinstance(returned, tuple) else ():
+        if isinstance(part, list):
+            for name, value in part:
+                if bytes(name).lower() == b"x-request-id":
+                    set_request_id(bytes(value).decode("latin-1"))
+                    return
+
+
+async def _install_trace(request: httpx2.Request) -> None:
+    request.extensions = {**request.extensions, "trace": _trace}
+
+
 def build_openai_client(base_url: str, api_key: str | None) -> openai.AsyncOpenAI:
     """An AsyncOpenAI that retries nothing and reads nothing from OPENAI_* variables."""
     headers: dict[str, str | openai.Omit] = {
@@ -54,6 +77,7 @@ def build_openai_client(base_url: str, api_key: str | None) -> openai.AsyncOpenA
         base_url=base_url,  # explicit, so OPENAI_BASE_URL is never read
         max_retries=0,  # the retry policy is ours
         default_headers=cast(Mapping[str, str], headers),  # openai honours Omit values here
+        http_client=openai.DefaultAsyncHttpxClient(event_hooks={"request": [_install_trace]}),
     )
 
 
