@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import AsyncExitStack
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -203,6 +204,11 @@ def test_never_calls_a_tool_that_was_not_offered(
 
 # -- scripted replies -------------------------------------------------------------------
 
+
+def client_for(server: ElectronServer) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=server.base_url, api_key="test-key", max_retries=0)
+
+
 SCRIPT = [
     {
         "text": "Let me look.",
@@ -240,8 +246,8 @@ def test_script_loads_from_a_file_and_rejects_bad_shapes(tmp_path: Path) -> None
 
 
 async def test_concurrent_sessions_each_walk_their_own_script() -> None:
-    async with ElectronServer(script=SCRIPT) as server:
-        client = openai.AsyncOpenAI(base_url=server.base_url, api_key="test-key", max_retries=0)
+    async with AsyncExitStack() as stack, ElectronServer(script=SCRIPT) as server:
+        client = await stack.enter_async_context(client_for(server))
         texts: dict[tuple[int, int], str | None] = {}
 
         async def session(sid: int) -> None:
@@ -260,16 +266,19 @@ async def test_concurrent_sessions_each_walk_their_own_script() -> None:
 
 
 async def test_beyond_the_script_the_brain_answers() -> None:
-    async with ElectronServer(script=SCRIPT[:1]) as server:
-        client = openai.AsyncOpenAI(base_url=server.base_url, api_key="test-key", max_retries=0)
+    async with AsyncExitStack() as stack, ElectronServer(script=SCRIPT[:1]) as server:
+        client = await stack.enter_async_context(client_for(server))
         messages = [*assistant_turns(1)[:-1], {"role": "user", "content": "what is 2 plus 2"}]
         reply = await client.chat.completions.create(model="electron", messages=messages)
     assert reply.choices[0].message.content == "2 plus 2 is 4."
 
 
 async def test_script_finish_reason_override_is_streamed() -> None:
-    async with ElectronServer(script=[{"text": "Cut short", "finish_reason": "length"}]) as server:
-        client = openai.AsyncOpenAI(base_url=server.base_url, api_key="test-key", max_retries=0)
+    async with (
+        AsyncExitStack() as stack,
+        ElectronServer(script=[{"text": "Cut short", "finish_reason": "length"}]) as server,
+    ):
+        client = await stack.enter_async_context(client_for(server))
         reply = await client.chat.completions.create(model="electron", messages=assistant_turns(0))
     assert reply.choices[0].finish_reason == "length"
     assert reply.choices[0].message.content == "Cut short"

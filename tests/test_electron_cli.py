@@ -59,7 +59,7 @@ def test_cli_prints_the_base_url_first_and_serves(
 def test_help_says_it_is_a_simulator_not_a_model() -> None:
     text = build_parser(prog="voiceagent sim").format_help()
     assert text.startswith("usage: voiceagent sim")
-    assert "SIMULATOR, NOT A MODEL" in text
+    assert "a simulator, not a model" in text
     for flag in ("--host", "--port", "--script", "--concurrency", "--fail", "--ttft-ms",
                  "--token-ms", "--cache-ttl", "--api-key"):  # fmt: skip
         assert flag in text

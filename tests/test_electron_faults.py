@@ -24,8 +24,22 @@ async def server() -> AsyncIterator[ElectronServer]:
         yield running
 
 
+_clients: list[openai.AsyncOpenAI] = []
+
+
+@pytest.fixture(autouse=True)
+async def _close_clients() -> AsyncIterator[None]:
+    yield
+    while _clients:
+        await _clients.pop().close()
+
+
 def client_for(server: ElectronServer, **kwargs: Any) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=server.base_url, api_key="test-key", max_retries=0, **kwargs)
+    """A real OpenAI client on the server's base URL, closed after the test."""
+    kwargs = {"base_url": server.base_url, "api_key": "test-key", "max_retries": 0, **kwargs}
+    client = openai.AsyncOpenAI(**kwargs)
+    _clients.append(client)
+    return client
 
 
 async def open_stream(client: openai.AsyncOpenAI) -> AsyncStream[ChatCompletionChunk]:

@@ -33,8 +33,22 @@ async def server() -> AsyncIterator[ElectronServer]:
         yield running
 
 
+_clients: list[openai.AsyncOpenAI] = []
+
+
+@pytest.fixture(autouse=True)
+async def _close_clients() -> AsyncIterator[None]:
+    yield
+    while _clients:
+        await _clients.pop().close()
+
+
 def client_for(server: ElectronServer, **kwargs: Any) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=server.base_url, api_key="test-key", max_retries=0, **kwargs)
+    """A real OpenAI client on the server's base URL, closed after the test."""
+    kwargs = {"base_url": server.base_url, "api_key": "test-key", "max_retries": 0, **kwargs}
+    client = openai.AsyncOpenAI(**kwargs)
+    _clients.append(client)
+    return client
 
 
 async def raw_events(server: ElectronServer, body: dict[str, Any]) -> tuple[httpx2.Response, bytes]:
@@ -154,9 +168,7 @@ async def test_tool_call_fragments_reassemble_into_json_with_distinct_indexes() 
 
 @pytest.mark.parametrize("prefix", ["/waves/v1", "/v1"])
 async def test_both_paths_serve_chat_completions(server: ElectronServer, prefix: str) -> None:
-    client = openai.AsyncOpenAI(
-        base_url=server.root_url + prefix, api_key="test-key", max_retries=0
-    )
+    client = client_for(server, base_url=server.root_url + prefix)
     reply = await client.chat.completions.create(model="electron", messages=USER)
     assert reply.choices[0].message.content
     assert server.requests[-1].path == prefix + "/chat/completions"
@@ -246,7 +258,7 @@ async def test_api_key_is_required_when_set_and_never_recorded() -> None:
             missing = await http.post(
                 server.base_url + "/chat/completions", json={"messages": USER}
             )
-        good = openai.AsyncOpenAI(base_url=server.base_url, api_key="right-key", max_retries=0)
+        good = client_for(server, api_key="right-key")
         await good.chat.completions.create(model="electron", messages=USER)
     assert missing.status_code == 401
     wrong, absent, right = server.requests
@@ -321,7 +333,7 @@ async def test_stop_string_ends_the_reply_before_it(server: ElectronServer) -> N
 
 def test_runs_in_a_thread_for_synchronous_code() -> None:
     with ElectronServer.running_in_thread() as server:
-        client = openai.OpenAI(base_url=server.base_url, api_key="test-key", max_retries=0)
-        reply = client.chat.completions.create(model="electron", messages=USER)
+        with openai.OpenAI(base_url=server.base_url, api_key="test-key", max_retries=0) as client:
+            reply = client.chat.completions.create(model="electron", messages=USER)
         assert reply.choices[0].message.content
         assert server.base_url.endswith("/waves/v1")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
 from typing import Any
 
 import openai
@@ -10,6 +11,10 @@ from hypothesis import strategies as st
 
 from voiceagent.testing.electron import ElectronServer
 from voiceagent.testing.electron.prefix_cache import PrefixCache, request_tokens, tokenize
+
+
+def client_for(server: ElectronServer) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=server.base_url, api_key="test-key", max_retries=0)
 
 
 class FakeClock:
@@ -130,8 +135,8 @@ async def usage_of(client: openai.AsyncOpenAI, messages: list[dict[str, Any]]) -
 
 
 async def test_cached_tokens_grow_while_the_history_keeps_its_prefix() -> None:
-    async with ElectronServer() as server:
-        client = openai.AsyncOpenAI(base_url=server.base_url, api_key="test-key", max_retries=0)
+    async with AsyncExitStack() as stack, ElectronServer() as server:
+        client = await stack.enter_async_context(client_for(server))
         history: list[dict[str, Any]] = [{"role": "system", "content": "You are a helpful agent."}]
         previous_prompt, cached_seen = 0, []
         for question in ["hello there", "what is 2 plus 3", "thanks, bye"]:
@@ -145,8 +150,8 @@ async def test_cached_tokens_grow_while_the_history_keeps_its_prefix() -> None:
 
 
 async def test_cached_tokens_drop_when_an_early_message_changes() -> None:
-    async with ElectronServer() as server:
-        client = openai.AsyncOpenAI(base_url=server.base_url, api_key="test-key", max_retries=0)
+    async with AsyncExitStack() as stack, ElectronServer() as server:
+        client = await stack.enter_async_context(client_for(server))
         turns = [
             {"role": "user", "content": "hello there"},
             {"role": "assistant", "content": "Hi."},

@@ -18,7 +18,7 @@ DESCRIPTION = """\
 Serve a local Electron-compatible chat-completions API (OpenAI wire format, streamed SSE)
 on POST /waves/v1/chat/completions and POST /v1/chat/completions.
 
-This is a SIMULATOR, NOT A MODEL: it understands nothing. Replies come from a --script file,
+This is a simulator, not a model: it understands nothing. Replies come from a --script file,
 or from a tiny rule-based demo brain that knows a few phrasings about the weather, the time
 and simple arithmetic. Use it for tests and offline demos; use Electron for real answers.
 
