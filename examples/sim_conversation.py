@@ -79,6 +79,8 @@ async def one_round(client: ElectronClient, messages: list[dict[str, Any]]) -> l
                     if fragment.function:
                         call.name += fragment.function.name or ""
                         call.arguments += fragment.function.arguments or ""
+    if text:
+        print(" ", end="", flush=True)  # the next round's words follow this one's
     usage = stream.usage
     cached = f"{usage.cached}/{usage.prompt}" if usage else "?"
     log(f"\n    [first token {(first_token - started) * 1000:.0f} ms, request "
@@ -119,7 +121,9 @@ def main() -> None:
         asyncio.run(converse(endpoint.base_url, endpoint.api_key))
         return
     voiceagent = Path(sys.executable).with_name("voiceagent")
-    sim = subprocess.Popen([voiceagent, "sim", "--port", "0"], stdout=subprocess.PIPE, text=True)
+    sim = subprocess.Popen(
+        [voiceagent, "sim", "--port", "0", "--quiet"], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert sim.stdout is not None
         base_url = sim.stdout.readline().strip()
