@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
+import pytest
 
 from voiceagent.llm import ElectronClient, RetryPolicy
 from voiceagent.testing.electron import ElectronServer
@@ -111,3 +112,35 @@ async def test_cached_tokens_grow_with_a_stable_prefix_and_drop_when_it_changes(
     assert stream.usage.cached < cached[2]
     ratio = client.usage.cache_hit_ratio
     assert ratio is not None and 0 < ratio < 1
+
+
+async def test_leaving_a_stream_early_frees_its_slot() -> None:
+    async with ElectronServer(token_ms=1) as server:
+        client = ElectronClient(server.base_url, KEY, plan=1, retry=FAST)
+        for _ in range(3):
+            async with client.stream([{"role": "user", "content": "hello"}]) as stream:
+                async for chunk in stream:
+                    if chunk.choices and chunk.choices[0].delta.content:
+                        break  # the caller stops reading (e.g. a barge-in)
+        assert await run(client, [{"role": "user", "content": "still served?"}])
+    assert len(server.requests) == 4
+
+
+async def test_a_request_cancelled_while_waiting_for_a_slot_leaks_nothing() -> None:
+    async with ElectronServer(ttft_ms=300) as server:
+        client = ElectronClient(server.base_url, KEY, plan=1, retry=FAST)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run, client, [{"role": "user", "content": "slow"}])
+            await anyio.sleep(0.05)
+            with anyio.move_on_after(0.05):  # gives up while the slot is taken
+                await run(client, [{"role": "user", "content": "impatient"}])
+        assert await run(client, [{"role": "user", "content": "next"}])
+    assert len(server.requests) == 2  # the impatient request was never sent
+    assert server.max_in_flight == 1
+
+
+async def test_a_stream_must_be_entered_before_iterating() -> None:
+    client = ElectronClient("http://127.0.0.1:9/v1", retry=FAST)
+    stream = client.stream([{"role": "user", "content": "hi"}])
+    with pytest.raises(RuntimeError, match="async with"):
+        await stream.__anext__()

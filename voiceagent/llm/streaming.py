@@ -74,6 +74,7 @@ class ElectronStream:
         self._token: Token[str | None] | None = None
         self._chunks: openai.AsyncStream[ChatCompletionChunk] | None = None
         self._pending: ChatCompletionChunk | None = None
+        self._entered = False
         self._finished = False
         self._finish_seen = False
         self._role_sent = False
@@ -83,6 +84,9 @@ class ElectronStream:
         self._tool_fragments = 0
 
     async def __aenter__(self) -> ElectronStream:
+        if self._entered:
+            raise RuntimeError("an ElectronStream can be entered only once")
+        self._entered = True
         self._token = set_request_id(None)
         try:
             self._limiter = self._limiter_factory()
@@ -105,6 +109,8 @@ class ElectronStream:
         return self
 
     async def __anext__(self) -> ChatCompletionChunk:
+        if not self._entered:
+            raise RuntimeError("use `async with client.stream(...) as stream:` before iterating")
         while True:
             if self._pending is not None:
                 chunk, self._pending = self._pending, None
