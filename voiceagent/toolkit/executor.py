@@ -1,0 +1,169 @@
+"""ToolExecutor: runs ToolCalls to an end, under a timeout and a cap on calls in flight."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+
+import anyio
+import anyio.abc
+import anyio.to_thread
+
+from .call import ToolCall
+from .content import describe_exception, encode_result, format_seconds, truncate
+from .context import ToolContext
+from .decorator import Tool, ToolArgumentsError
+from .inflight import InFlightSlot
+from .registry import ToolRegistry
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_IN_FLIGHT = 8
+DEFAULT_RESULT_CAP = 4000
+
+
+class ToolExecutor:
+    """Runs the calls the model makes; a tool's failure becomes a tool message, never a crash.
+
+    Cancellation: a call cancelled before it started never runs; an async tool is
+    cancelled; a sync tool cannot be killed, so it is abandoned: its result is dropped,
+    but its thread keeps its in-flight slot until it really ends. ``shield`` protects a
+    started call from the enclosing scope's cancellation (still bounded by its timeout);
+    by default a non-interruptible (side-effecting) tool is shielded.
+    """
+
+    def __init__(
+        self,
+        registry: ToolRegistry,
+        *,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        result_cap: int = DEFAULT_RESULT_CAP,
+    ) -> None:
+        if max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be >= 1, got {max_in_flight}")
+        if result_cap < 1:
+            raise ValueError(f"result_cap must be >= 1, got {result_cap}")
+        self.registry = registry
+        self.max_in_flight = max_in_flight
+        self.result_cap = result_cap
+        self._limiter = anyio.CapacityLimiter(max_in_flight)
+        # Worker threads of sync tools come from a pool of our own, so tools never wait
+        # behind anyio's default pool (shared with everything else). The in-flight cap,
+        # taken first and kept by abandoned threads, is always the tighter bound.
+        self._threads = anyio.CapacityLimiter(max_in_flight)
+
+    @property
+    def in_flight(self) -> int:
+        """Calls holding a slot now, abandoned sync tools still running included."""
+        return int(self._limiter.borrowed_tokens)
+
+    def start(
+        self,
+        call: ToolCall,
+        task_group: anyio.abc.TaskGroup,
+        ctx: ToolContext | None = None,
+        *,
+        shield: bool | None = None,
+    ) -> None:
+        """Start running ``call`` now, as a task of the caller's task group."""
+        task_group.start_soon(
+            functools.partial(self.run, call, ctx, shield=shield),
+            name=f"tool {call.name} ({call.id})",
+        )
+
+    async def run(
+        self, call: ToolCall, ctx: ToolContext | None = None, *, shield: bool | None = None
+    ) -> None:
+        """Run ``call`` to a terminal state. Tool errors never raise; cancellation propagates.
+
+        ``ctx`` is handed to tools that ask for it, with its ``call_id`` set to this
+        call's. ``shield=None`` follows the tool: shielded unless ``interruptible``. A
+        call that has already ended (e.g. cancelled before it started) is left as it is.
+        """
+        if call.is_terminal:
+            return
+        tool = self.registry.get(call.name)
+        if tool is None:
+            known = ", ".join(self.registry.names) or "none"
+            self._reject(call, f"unknown tool {call.name!r}; the tools are: {known}")
+            return
+        try:
+            call.args = tool.parse_arguments(call.arguments)
+        except ToolArgumentsError as exc:
+            self._reject(call, str(exc))
+            return
+        if ctx is None or ctx.call_id != call.id:
+            ctx = (ctx or ToolContext()).for_call(call.id)
+        slot = InFlightSlot(self._limiter)
+        try:
+            await slot.acquire()
+        except anyio.get_cancelled_exc_class():
+            call.cancel()  # it never started, and now never will
+            raise
+        try:
+            with anyio.CancelScope(shield=not tool.interruptible if shield is None else shield):
+                call.start()
+                await self._execute(call, tool, tool.bind(call.args, ctx), slot)
+        finally:
+            slot.task_leaves()
+
+    def _reject(self, call: ToolCall, error: str) -> None:
+        logger.warning("tool call %s (%s) rejected: %s", call.id, call.name, error)
+        call.start()
+        call.fail(error)
+
+    async def _execute(
+        self, call: ToolCall, tool: Tool[..., Any], kwargs: dict[str, Any], slot: InFlightSlot
+    ) -> None:
+        result: Any = None
+        try:
+            with anyio.move_on_after(tool.timeout) as deadline:
+                result = await self._invoke(tool, kwargs, slot)
+        except anyio.get_cancelled_exc_class():
+            self._note_abandoned(call, slot, "cancelled")
+            call.cancel()
+            raise
+        except Exception as exc:
+            logger.warning("tool call %s (%s) raised", call.id, call.name, exc_info=True)
+            call.fail(describe_exception(exc))
+            return
+        if deadline.cancelled_caught:
+            self._note_abandoned(call, slot, "timed out")
+            call.fail(f"timed out after {format_seconds(tool.timeout)}")
+            return
+        try:
+            content = encode_result(result)
+        except Exception as exc:
+            call.fail(f"the result could not be encoded as JSON: {describe_exception(exc)}")
+            return
+        call.finish(truncate(content, self.result_cap))
+
+    async def _invoke(
+        self, tool: Tool[..., Any], kwargs: dict[str, Any], slot: InFlightSlot
+    ) -> Any:
+        if tool.is_async:
+            return await tool.fn(**kwargs)
+
+        def in_thread() -> Any:
+            if not slot.thread_begins():
+                return None  # abandoned before it started: must not run at all
+            try:
+                return tool.fn(**kwargs)
+            finally:
+                slot.thread_ends()
+
+        slot.lend_to_thread()
+        return await anyio.to_thread.run_sync(
+            in_thread, abandon_on_cancel=True, limiter=self._threads
+        )
+
+    def _note_abandoned(self, call: ToolCall, slot: InFlightSlot, why: str) -> None:
+        if slot.thread_running:
+            logger.warning(
+                "tool call %s (%s) %s: a sync tool cannot be stopped; its result will be "
+                "dropped and its thread keeps an in-flight slot until it returns",
+                call.id,
+                call.name,
+                why,
+            )
