@@ -132,7 +132,7 @@ async def test_an_abandoned_sync_call_keeps_its_slot_until_its_thread_ends() -> 
     def slow() -> str:
         """Blocks until released."""
         entered.set()
-        release.wait()
+        release.wait(timeout=30)  # bounded: a failing test must not hang the interpreter
         return "late result"
 
     @tool
@@ -166,7 +166,7 @@ async def test_a_timed_out_sync_call_keeps_its_slot_until_its_thread_ends() -> N
     @tool(timeout=0.01)
     def stuck() -> str:
         """Blocks until released."""
-        release.wait()
+        release.wait(timeout=30)  # bounded: a failing test must not hang the interpreter
         return "late"
 
     @tool
@@ -238,7 +238,7 @@ async def test_a_shielded_sync_call_finishes_despite_the_cancel() -> None:
     def charge() -> str:
         """Charge a card."""
         entered.set()
-        release.wait()
+        release.wait(timeout=30)  # bounded: a failing test must not hang the interpreter
         return "charged"
 
     async def release_when_blocked() -> None:
