@@ -5,6 +5,7 @@ Applies ``stop`` strings and ``max_tokens`` the way a model would: generation si
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import secrets
@@ -21,7 +22,8 @@ class ToolCallSpec:
     """A tool call the reply makes: the function name and its arguments."""
 
     name: str
-    arguments: dict[str, Any] = field(default_factory=dict)
+    arguments: dict[str, Any] | str = field(default_factory=dict)  # str: raw text, sent as is
+    fragments: int | None = None  # split the arguments into exactly this many fragments
 
 
 @dataclass(frozen=True)
@@ -87,9 +89,18 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text)
 
 
-def argument_fragments(arguments: dict[str, Any]) -> list[str]:
-    """The JSON text of ``arguments`` split into several fragments, as a model streams it."""
-    return _ARG_PIECE.findall(json.dumps(arguments, ensure_ascii=False))
+def argument_fragments(arguments: dict[str, Any] | str, count: int | None = None) -> list[str]:
+    """The JSON text of ``arguments`` split into fragments, as a model streams it.
+
+    By default at token-like boundaries; with ``count``, into that many pieces of about
+    equal length (a raw string is sent as is, so scripts can send invalid JSON).
+    """
+    text = arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False)
+    if count is None:
+        return _ARG_PIECE.findall(text)
+    count = max(1, min(count, len(text)))
+    bounds = [round(i * len(text) / count) for i in range(count + 1)]
+    return [text[a:b] for a, b in itertools.pairwise(bounds) if b > a]
 
 
 def render(reply: Reply, *, max_tokens: int | None = None, stop: Sequence[str] = ()) -> Rendered:
@@ -103,7 +114,8 @@ def render(reply: Reply, *, max_tokens: int | None = None, stop: Sequence[str] =
     planned: list[Delta] = [ContentDelta(w) for w in words(text)]
     for index, call in enumerate(calls):
         planned.append(ToolCallStart(index, "call_" + secrets.token_hex(12), call.name))
-        planned.extend(ArgumentsDelta(index, f) for f in argument_fragments(call.arguments))
+        fragments = argument_fragments(call.arguments, call.fragments)
+        planned.extend(ArgumentsDelta(index, f) for f in fragments)
     deltas: list[Delta] = []
     used = 0
     truncated = False

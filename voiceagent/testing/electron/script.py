@@ -18,7 +18,11 @@ class ScriptError(ValueError):
 
 
 class Script:
-    """A list of rounds, each ``{"text": ..., "tool_calls": [{"name", "arguments"}], ...}``."""
+    """A list of rounds, each ``{"text": ..., "tool_calls": [{"name", "arguments"}], ...}``.
+
+    A call's ``arguments`` is an object, or a string sent as is (e.g. invalid JSON);
+    an optional ``fragments`` splits them into exactly that many deltas.
+    """
 
     def __init__(self, rounds: Sequence[Reply]) -> None:
         self.rounds: tuple[Reply, ...] = tuple(rounds)
@@ -70,7 +74,13 @@ def _round(index: int, item: Any) -> Reply:
         if not isinstance(call, Mapping) or not isinstance(call.get("name"), str):
             raise ScriptError(f"{where}, tool call {j}: needs a string 'name'")
         arguments = call.get("arguments", {})
-        if not isinstance(arguments, Mapping):
-            raise ScriptError(f"{where}, tool call {j}: 'arguments' must be an object")
-        specs.append(ToolCallSpec(call["name"], dict(arguments)))
+        if not isinstance(arguments, (Mapping, str)):
+            raise ScriptError(
+                f"{where}, tool call {j}: 'arguments' must be an object (or a string, sent as is)"
+            )
+        fragments = call.get("fragments")
+        if fragments is not None and (not isinstance(fragments, int) or fragments < 1):
+            raise ScriptError(f"{where}, tool call {j}: 'fragments' must be a positive integer")
+        args = arguments if isinstance(arguments, str) else dict(arguments)
+        specs.append(ToolCallSpec(call["name"], args, fragments))
     return Reply(text=text, tool_calls=tuple(specs), finish_reason=finish)

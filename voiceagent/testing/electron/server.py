@@ -269,6 +269,8 @@ class ElectronServer:
                 raise AbortConnection
             yield chunks.sse(chunks.delta_chunk(completion, delta))
             sent += 1
+        if self.token_ms > 0 and rendered.deltas:  # the finish token takes its time too
+            await anyio.sleep(self.token_ms / 1000)
         tail = [chunks.sse(chunks.finish_chunk(completion, rendered.finish_reason))]
         if usage is not None:
             tail.append(chunks.sse(chunks.usage_chunk(completion, usage)))
