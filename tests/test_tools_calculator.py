@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from voiceagent.tools import calculate, calculator
 
 from voiceagent.toolkit import ToolCall, ToolCallState, ToolExecutor, ToolRegistry
+from voiceagent.tools import calculate, calculator
 
 
 @pytest.mark.parametrize(

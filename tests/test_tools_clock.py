@@ -7,9 +7,9 @@ from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from voiceagent.tools import clock, current_time
 
 from voiceagent.toolkit import ToolCall, ToolCallState, ToolExecutor, ToolRegistry
+from voiceagent.tools import clock, current_time
 
 FIXED = datetime(2026, 11, 27, 13, 5, tzinfo=timezone.utc)  # a Friday
 

@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import pytest
-import voiceagent.tools
 
+import voiceagent.tools
 from voiceagent.toolkit import Tool
 
 

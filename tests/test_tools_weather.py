@@ -14,11 +14,11 @@ from urllib.parse import parse_qs
 
 import anyio
 import pytest
-from voiceagent.tools import get_weather, weather
-from voiceagent.tools.weather import WeatherClient, WeatherError
 
 from voiceagent.testing._http import HTTPServer, Request, Response
 from voiceagent.toolkit import ToolCall, ToolCallState, ToolExecutor, ToolRegistry
+from voiceagent.tools import get_weather, weather
+from voiceagent.tools.weather import WeatherClient, WeatherError
 
 # Open-Meteo's real response shapes, trimmed to a few places.
 PLACES: dict[str, dict[str, Any]] = {
