@@ -1,0 +1,231 @@
+"""The speaker queue: ordered segments (one phrase = one TTS request = one segment), played
+in order, and the record of exactly what was heard (DESIGN.md, "What was heard")."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import anyio
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from voiceagent.ports import TTS
+
+if TYPE_CHECKING:
+    from voiceagent.timeline import TurnTimeline
+
+logger = logging.getLogger(__name__)
+
+BYTES_PER_SAMPLE = 2  # PCM16 mono
+
+
+@dataclass(eq=False)
+class Segment:
+    """One phrase on its way to the listener: text in, PCM from the TTS, samples played."""
+
+    id: int
+    round: int
+    timeline: TurnTimeline | None
+    text: str = ""
+    received: int = 0  # samples synthesised so far
+    played: int = 0  # samples handed to the speaker
+    synthesised: bool = False  # the TTS has produced all of it
+    cancelled: bool = False
+    started: bool = False  # its first sample has played
+    _chunks: deque[bytes] = field(default_factory=deque, repr=False)
+    _done: anyio.Event = field(default_factory=anyio.Event, repr=False)
+    _fragments: MemoryObjectSendStream[str] | None = field(default=None, repr=False)
+
+    @property
+    def finished(self) -> bool:
+        """Played to its end (or cancelled): nothing more of it will be heard."""
+        return self.cancelled or (self.synthesised and self.played >= self.received)
+
+    def send(self, text: str) -> None:
+        """A fragment of the phrase, streamed to the TTS at once (never blocks)."""
+        self.text += text
+        if self._fragments is not None:
+            self._fragments.send_nowait(text)
+
+    def end(self) -> None:
+        """The phrase is complete: the TTS flushes it."""
+        if self._fragments is not None:
+            self._fragments.close()
+            self._fragments = None
+
+    def heard_text(self) -> str:
+        """The words whose audio has played, in proportion to samples played."""
+        if self.played == 0:
+            return ""
+        if self.synthesised and self.played >= self.received:
+            return self.text.strip()
+        words = self.text.split()
+        # Audio still to come (or never to come) covers the remaining words: assume the
+        # audio is spread evenly over the words of the phrase.
+        total = self.received if self.synthesised else max(self.received, 1)
+        share = min(1.0, self.played / total)
+        return " ".join(words[: math.floor(len(words) * share + 1e-9)])
+
+    async def wait(self) -> None:
+        """Until this segment has played to its end or was cancelled."""
+        await self._done.wait()
+
+
+class SpeechQueue:
+    """The audio the speaker pulls (a ``ports.AudioSource``), segment after segment.
+
+    Each segment's synthesis runs in the task group its owner passes (the turn's), so
+    cancelling the turn cancels its TTS requests; the speaker itself never blocks.
+    """
+
+    def __init__(self, tts: TTS) -> None:
+        self.tts = tts
+        self._segments: deque[Segment] = deque()
+        self._next_id = 0
+        self.position = 0  # the output's sample index at the end of the last block read
+        # Segments whose last sample was handed over but has not played yet, with the
+        # output position where it will have: they end when a later block reaches it.
+        self._ending: list[tuple[Segment, int]] = []
+        self._idle = anyio.Event()
+        self._idle.set()
+
+    @property
+    def sample_rate(self) -> int:
+        return self.tts.sample_rate
+
+    @property
+    def pending(self) -> list[Segment]:
+        return list(self._segments)
+
+    def open(
+        self, task_group: TaskGroup, *, round: int, timeline: TurnTimeline | None = None
+    ) -> Segment:
+        """A new segment queued behind everything already queued; its TTS starts now."""
+        self._next_id += 1
+        segment = Segment(self._next_id, round, timeline)
+        sender, receiver = anyio.create_memory_object_stream[str](max_buffer_size=math.inf)
+        segment._fragments = sender
+        self._segments.append(segment)
+        self._idle = anyio.Event()
+        task_group.start_soon(self._synthesise, segment, receiver, name=f"tts {segment.id}")
+        return segment
+
+    async def _synthesise(
+        self, segment: Segment, fragments: MemoryObjectReceiveStream[str]
+    ) -> None:
+        mark(segment, "tts.request")
+        try:
+            async with fragments:
+                audio: AsyncIterator[bytes] = self.tts.synthesize(_texts(fragments))
+                async for pcm in audio:
+                    if segment.cancelled:
+                        break
+                    if segment.received == 0 and pcm:
+                        mark(segment, "tts.first_audio")
+                    usable = len(pcm) - len(pcm) % BYTES_PER_SAMPLE
+                    if usable:
+                        segment._chunks.append(pcm[:usable])
+                        segment.received += usable // BYTES_PER_SAMPLE
+        finally:
+            segment.synthesised = True
+            segment.end()
+            if segment.received == 0 and not segment.cancelled:
+                self._drop_silent(segment)
+
+    def _drop_silent(self, segment: Segment) -> None:
+        """A segment the TTS gave no audio for (e.g. only punctuation) is simply done."""
+        if segment in self._segments:
+            self._segments.remove(segment)
+        segment._done.set()
+        self._check_idle()
+
+    def read(self, n_samples: int, position: int) -> bytes:
+        """Up to ``n_samples`` of queued audio; ``position`` is the output's sample index."""
+        self.position = position + n_samples
+        self._played_up_to(position)
+        out = bytearray()
+        while len(out) < n_samples * BYTES_PER_SAMPLE and self._segments:
+            segment = self._segments[0]
+            if segment.finished:
+                self._retire(segment, position + len(out) // BYTES_PER_SAMPLE)
+                continue
+            if not segment._chunks:
+                break  # underrun: the TTS has not caught up; the speaker plays silence
+            if not segment.started:
+                segment.started = True
+                at = self._ms(position + len(out) // BYTES_PER_SAMPLE)
+                mark(segment, "audio.start", at_ms=at, text=segment.text.strip())
+            want = n_samples * BYTES_PER_SAMPLE - len(out)
+            chunk = segment._chunks.popleft()
+            if len(chunk) > want:
+                segment._chunks.appendleft(chunk[want:])
+                chunk = chunk[:want]
+            out += chunk
+            segment.played += len(chunk) // BYTES_PER_SAMPLE
+        if self._segments and self._segments[0].finished:
+            self._retire(self._segments[0], position + len(out) // BYTES_PER_SAMPLE)
+        return bytes(out)
+
+    def _retire(self, segment: Segment, end_position: int) -> None:
+        self._segments.popleft()
+        if segment.started and not segment.cancelled:
+            at = self._ms(end_position)
+            mark(segment, "audio.end", at_ms=at, text=segment.text.strip())
+        self._ending.append((segment, end_position))
+
+    def _played_up_to(self, position: int) -> None:
+        """Segments whose audio has now really played (the speaker reached their end)."""
+        still = []
+        for segment, end in self._ending:
+            if end <= position:
+                segment._done.set()
+            else:
+                still.append((segment, end))
+        self._ending = still
+        self._check_idle()
+
+    def _check_idle(self) -> None:
+        if not self._segments and not self._ending:
+            self._idle.set()
+
+    def cancel(self, segments: list[Segment] | None = None) -> None:
+        """Stop these segments (default: all) now; the speaker is silent from its next block.
+
+        What already played stays heard; the rest is dropped. The cut segment's audio ends
+        where the last block read ended.
+        """
+        position = self.position
+        doomed = list(self._segments) if segments is None else segments
+        for segment in doomed:
+            if segment.started and not segment.finished:
+                mark(segment, "audio.end", at_ms=self._ms(position), text=segment.text.strip())
+            segment.cancelled = True
+            segment._chunks.clear()
+            segment.end()
+            segment._done.set()
+            if segment in self._segments:
+                self._segments.remove(segment)
+        self._ending = [(s, end) for s, end in self._ending if s not in doomed]
+        self._check_idle()
+
+    async def drained(self) -> None:
+        """Until everything queued has played (or was cancelled)."""
+        await self._idle.wait()
+
+    def _ms(self, position: int) -> float:
+        return position * 1000.0 / self.sample_rate
+
+
+async def _texts(fragments: MemoryObjectReceiveStream[str]) -> AsyncIterator[str]:
+    async for text in fragments:
+        yield text
+
+
+def mark(segment: Segment, kind: str, *, at_ms: float | None = None, **attrs: object) -> None:
+    if segment.timeline is not None:
+        segment.timeline.mark(kind, at_ms=at_ms, segment=segment.id, round=segment.round, **attrs)

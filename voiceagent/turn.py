@@ -1,0 +1,336 @@
+"""The turn engine: LLM rounds, text to speech at once, each tool started the moment its
+arguments are complete, the follow-up sent the moment the tools finish (its audio queues
+behind whatever still plays), bounded rounds, and committing what was heard to history."""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+from voiceagent.agent import Agent
+from voiceagent.history import History
+from voiceagent.llm import ElectronClient, ElectronError
+from voiceagent.phrases import PhraseSplitter, PhraseText
+from voiceagent.speech import Segment, SpeechQueue
+from voiceagent.stream import (
+    Finished,
+    StreamParser,
+    TextDelta,
+    ToolCallReady,
+    ToolCallStarted,
+    Usage,
+)
+from voiceagent.timeline import Timeline, TurnTimeline
+from voiceagent.toolkit import ToolCall, ToolCallState, ToolContext, ToolExecutor
+
+logger = logging.getLogger(__name__)
+
+APOLOGY = "Sorry, I'm having trouble answering right now. Please try again in a moment."
+
+
+class FollowUp(enum.Enum):
+    """When a tool round's follow-up request is sent."""
+
+    IMMEDIATE = "immediate"  # the moment the tools finish (ours)
+    AFTER_PLAYBACK = "after_playback"  # once the filler has played (pipecat, LiveKit): a baseline
+
+
+@dataclass(eq=False)
+class Round:
+    """One LLM request of a turn and what came of it."""
+
+    number: int
+    content: str = ""  # the model's streamed content
+    spoken: list[str] = field(default_factory=list)  # fillers and ctx.say() texts we added
+    segments: list[Segment] = field(default_factory=list)
+    calls: list[ToolCall] = field(default_factory=list)
+    done: dict[str, anyio.Event] = field(default_factory=dict)
+    first_token: bool = False
+    usage_seen: bool = False
+    finish_reason: str | None = None
+
+    def request_message(self) -> dict[str, Any]:
+        """The assistant message as the model produced it, for this turn's next request."""
+        calls = [c for c in self.calls if c.state is not ToolCallState.PENDING]
+        return assistant_message(self.content, calls)
+
+
+@dataclass
+class TurnResult:
+    heard: str  # what the listener heard (what history keeps)
+    said: str  # all the agent produced, heard or not
+    calls: list[ToolCall]
+    timeline: TurnTimeline
+    reason: str
+
+
+class TurnEngine:
+    """Runs turns of one agent over one conversation (its history and timeline)."""
+
+    def __init__(
+        self,
+        agent: Agent,
+        llm: ElectronClient,
+        history: History,
+        timeline: Timeline,
+        *,
+        speech: SpeechQueue | None = None,
+        executor: ToolExecutor | None = None,
+        follow_up: FollowUp = FollowUp.IMMEDIATE,
+        on_text: Callable[[str], None] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self.agent = agent
+        self.llm = llm
+        self.history = history
+        self.timeline = timeline
+        self.speech = speech
+        self.executor = executor or ToolExecutor(agent.registry)
+        self.follow_up = follow_up
+        self.on_text = on_text
+        self.metadata = metadata or {}
+
+    async def run(
+        self, text: str | None, *, trigger: str = "user", start_ms: float | None = None
+    ) -> TurnResult:
+        """One turn: ``text`` from the user (None for a greeting or re-prompt turn)."""
+        tl = self.timeline.start_turn(trigger=trigger, start_ms=start_ms)
+        if text is not None:
+            self.history.add_user(text)
+        rounds: list[Round] = []
+        reason = "cancelled"
+        try:
+            async with anyio.create_task_group() as tg:
+                reason = await self._rounds(tg, tl, rounds)
+                for rnd in rounds:
+                    for segment in rnd.segments:
+                        await segment.wait()
+        finally:
+            if self.speech is not None:  # nothing of this turn plays after it ends
+                self.speech.cancel([s for r in rounds for s in r.segments if not s.finished])
+            heard, said = self._commit(rounds, new_turn=text is None)
+            tl.mark("turn.end", reason=reason)
+        return TurnResult(heard, said, [c for r in rounds for c in r.calls], tl, reason)
+
+    async def _rounds(self, tg: TaskGroup, tl: TurnTimeline, rounds: list[Round]) -> str:
+        tools = self.agent.registry.catalog() if len(self.agent.registry) else None
+        last = self.agent.max_tool_rounds + 1 if tools else 1
+        for number in range(1, last + 1):
+            if rounds and self.follow_up is FollowUp.AFTER_PLAYBACK:
+                for segment in rounds[-1].segments:
+                    await segment.wait()
+            rnd = Round(number)
+            rounds.append(rnd)
+            tool_choice = "none" if tools and number == last else None
+            try:
+                await self._stream(tg, tl, rnd, rounds, tools, tool_choice)
+            except ElectronError as error:
+                logger.warning("turn round %d failed: %s", number, error)
+                self._say(tg, tl, rnd, APOLOGY)
+                await self._calls_done(rnd)
+                return "error"
+            if not rnd.calls:
+                return "completed"
+            await self._calls_done(rnd)
+        return "completed"
+
+    async def _stream(
+        self,
+        tg: TaskGroup,
+        tl: TurnTimeline,
+        rnd: Round,
+        rounds: list[Round],
+        tools: list[dict[str, Any]] | None,
+        tool_choice: str | None,
+    ) -> None:
+        self.history.check_prefix(json.dumps(tools or [], sort_keys=True))
+        messages = self.history.messages()
+        for earlier in rounds[:-1]:
+            messages.append(earlier.request_message())
+            messages.extend(c.tool_message() for c in earlier.calls if c.content is not None)
+        agent = self.agent
+        parser, splitter = StreamParser(), PhraseSplitter(language=agent.language)
+        segment: list[Segment | None] = [None]
+        tl.mark("llm.request", round=rnd.number)
+        try:
+            async with self.llm.stream(
+                messages,
+                tools=tools,
+                tool_choice=tool_choice,
+                temperature=agent.temperature,
+                seed=agent.seed,
+                max_tokens=agent.max_tokens,
+                stop=agent.stop,
+                model=agent.model,
+            ) as stream:
+                async for chunk in stream:
+                    for event in parser.feed(chunk):
+                        self._on_event(tg, tl, rnd, event, splitter, segment, tool_choice)
+                for event in parser.finish():
+                    self._on_event(tg, tl, rnd, event, splitter, segment, tool_choice)
+        finally:
+            self._speak(tg, tl, rnd, splitter.finish(), segment)
+            if not rnd.usage_seen:
+                tl.add_usage(
+                    prompt=len(json.dumps(messages)) // 4,
+                    completion=len(rnd.content) // 4,
+                    cached=0,
+                    estimated=True,
+                )
+            tl.mark("llm.end", round=rnd.number)
+
+    def _on_event(
+        self,
+        tg: TaskGroup,
+        tl: TurnTimeline,
+        rnd: Round,
+        event: object,
+        splitter: PhraseSplitter,
+        segment: list[Segment | None],
+        tool_choice: str | None,
+    ) -> None:
+        if isinstance(event, (TextDelta, ToolCallStarted)) and not rnd.first_token:
+            rnd.first_token = True
+            tl.mark("llm.first_token", round=rnd.number)
+        if isinstance(event, TextDelta):
+            rnd.content += event.text
+            if self.on_text is not None:
+                self.on_text(event.text)
+            self._speak(tg, tl, rnd, splitter.feed(event.text), segment)
+        elif isinstance(event, ToolCallStarted):
+            if tool_choice == "none":
+                return  # the model was told not to call tools: such a call is never run
+            call = ToolCall(event.call_id, event.name, index=event.index, round=rnd.number)
+            rnd.calls.append(call)
+            tool = self.agent.registry.get(event.name)
+            if tool is not None and tool.filler and self.speech is not None:
+                tg.start_soon(self._filler, tg, tl, rnd, call, tool.filler, tool.filler_delay)
+        elif isinstance(event, ToolCallReady):
+            call_or_none = next((c for c in rnd.calls if c.id == event.call_id), None)
+            if call_or_none is None or call_or_none.state is not ToolCallState.PENDING:
+                return
+            call_or_none.arguments = event.arguments
+            rnd.done[call_or_none.id] = anyio.Event()
+            tl.mark("tool.args_ready", name=event.name, call_id=event.call_id, round=rnd.number)
+            tg.start_soon(self._run_call, tg, tl, rnd, call_or_none, name=f"tool {event.name}")
+        elif isinstance(event, Usage):
+            rnd.usage_seen = True
+            tl.add_usage(
+                prompt=event.prompt,
+                completion=event.completion,
+                cached=event.cached,
+                estimated=event.estimated,
+            )
+        elif isinstance(event, Finished):
+            rnd.finish_reason = event.finish_reason
+
+    def _speak(
+        self,
+        tg: TaskGroup,
+        tl: TurnTimeline,
+        rnd: Round,
+        pieces: list[PhraseText],
+        segment: list[Segment | None],
+    ) -> None:
+        """Phrase pieces to segments: fragments stream to the TTS, a phrase end flushes."""
+        if self.speech is None:
+            return
+        for piece in pieces:
+            if segment[0] is None:
+                segment[0] = self.speech.open(tg, round=rnd.number, timeline=tl)
+                rnd.segments.append(segment[0])
+            segment[0].send(piece.text)
+            if piece.end:
+                segment[0].end()
+                segment[0] = None
+
+    def _say(self, tg: TaskGroup, tl: TurnTimeline, rnd: Round, text: str) -> None:
+        """Speak a whole phrase of ours (a filler, an apology, a tool's ctx.say())."""
+        rnd.spoken.append(text)
+        if self.on_text is not None:
+            self.on_text(text)
+        if self.speech is None:
+            return
+        segment = self.speech.open(tg, round=rnd.number, timeline=tl)
+        rnd.segments.append(segment)
+        segment.send(text)
+        segment.end()
+
+    async def _filler(
+        self,
+        tg: TaskGroup,
+        tl: TurnTimeline,
+        rnd: Round,
+        call: ToolCall,
+        filler: str,
+        delay: float,
+    ) -> None:
+        await anyio.sleep(delay)
+        if call.is_terminal or rnd.content.strip() or rnd.spoken:
+            return  # the model spoke for itself, the call is done, or a filler already plays
+        self._say(tg, tl, rnd, filler)
+
+    async def _run_call(self, tg: TaskGroup, tl: TurnTimeline, rnd: Round, call: ToolCall) -> None:
+        async def say(text: str) -> None:
+            self._say(tg, tl, rnd, text)
+
+        ctx = ToolContext(call.id, metadata=self.metadata, say=say)
+        attrs = {"name": call.name, "call_id": call.id, "round": rnd.number}
+        tl.mark("tool.start", **attrs)
+        try:
+            await self.executor.run(call, ctx)
+        finally:
+            tl.mark("tool.end", state=call.state.value, **attrs)
+            rnd.done[call.id].set()
+
+    async def _calls_done(self, rnd: Round) -> None:
+        """Until every call of the round that was started has ended (in any state)."""
+        for done in list(rnd.done.values()):
+            await done.wait()
+
+    def _commit(self, rounds: list[Round], *, new_turn: bool) -> tuple[str, str]:
+        """Commit what was heard (DESIGN.md, "What was heard"); returns (heard, said)."""
+        messages: list[dict[str, Any]] = []
+        heard_parts: list[str] = []
+        said_parts: list[str] = []
+        for rnd in rounds:
+            said = " ".join(p for p in [rnd.content.strip(), *rnd.spoken] if p)
+            said_parts.append(said)
+            if self.speech is None:
+                heard = said
+            else:
+                heard = " ".join(t for t in (s.heard_text() for s in rnd.segments) if t)
+            for call in rnd.calls:
+                if call.state is ToolCallState.PENDING:
+                    call.cancel()  # from the discarded generation, never started: never runs
+                elif not call.is_terminal:
+                    call.cancel()
+            ran = [c for c in rnd.calls if c.started_at is not None]
+            if heard or ran:
+                messages.append(assistant_message(heard, ran))
+                messages.extend(c.tool_message() for c in ran)
+            if heard:
+                heard_parts.append(heard)
+        self.history.commit(messages, new_turn=new_turn)
+        return " ".join(heard_parts), " ".join(p for p in said_parts if p)
+
+
+def assistant_message(content: str, calls: list[ToolCall]) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": content.strip() or None}
+    if calls:
+        message["tool_calls"] = [
+            {
+                "id": c.id,
+                "type": "function",
+                "function": {"name": c.name, "arguments": c.arguments or "{}"},
+            }
+            for c in calls
+        ]
+    return message
