@@ -631,3 +631,14 @@ def test_any_turn_renders(turn: TurnTimeline) -> None:
     parser = StrictParser()
     parser.feed(render_html(timeline.turns))
     assert parser.stack == []
+
+
+def test_a_listener_sees_every_event_as_it_is_marked() -> None:
+    seen: list[tuple[float, str]] = []
+    timeline = Timeline(
+        SessionClock(), on_event=lambda turn, e: seen.append((turn.start_ms, e.kind))
+    )
+    turn = timeline.start_turn(start_ms=5.0)
+    turn.mark("llm.request", round=1, at_ms=6.0)
+    turn.mark("turn.end", reason="completed", at_ms=7.0)
+    assert seen == [(5.0, "llm.request"), (5.0, "turn.end")]

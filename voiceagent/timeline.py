@@ -9,7 +9,7 @@ import math
 import os
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -120,10 +120,19 @@ def _check(kind: str, attrs: dict[str, Any]) -> dict[str, Any]:
     return {key: _plain(key, value) for key, value in attrs.items()}
 
 
+EventListener = Callable[["TurnTimeline", TimelineEvent], None]
+
+
 class TurnTimeline:
     """The events of one turn, kept sorted by ``t_ms`` (ties in the order they were marked)."""
 
-    def __init__(self, clock: SessionClock, trigger: str, start_ms: float) -> None:
+    def __init__(
+        self,
+        clock: SessionClock,
+        trigger: str,
+        start_ms: float,
+        on_event: EventListener | None = None,
+    ) -> None:
         if trigger not in TRIGGERS:
             raise ValueError(f"turn trigger must be one of {TRIGGERS}, got {trigger!r}")
         self.clock = clock
@@ -131,6 +140,7 @@ class TurnTimeline:
         self.start_ms = _round_ms(start_ms)
         self._events: list[TimelineEvent] = []
         self._usage: list[_Usage] = []
+        self.on_event = on_event
 
     @property
     def events(self) -> list[TimelineEvent]:
@@ -148,6 +158,8 @@ class TurnTimeline:
             raise ValueError(f"at_ms must be a finite number, got {session_ms!r}")
         event = TimelineEvent(kind, _round_ms(max(0.0, session_ms - self.start_ms)), attrs)
         bisect.insort_right(self._events, event, key=lambda e: e.t_ms)
+        if self.on_event is not None:
+            self.on_event(self, event)
         return event
 
     def add_usage(self, prompt: int, completion: int, cached: int, estimated: bool = False) -> None:
@@ -204,14 +216,17 @@ class TurnTimeline:
 class Timeline:
     """Every turn of one session, on one session clock."""
 
-    def __init__(self, clock: SessionClock | None = None) -> None:
+    def __init__(
+        self, clock: SessionClock | None = None, *, on_event: EventListener | None = None
+    ) -> None:
         self.clock = clock if clock is not None else SessionClock()
         self.turns: list[TurnTimeline] = []
+        self.on_event = on_event  # called after every event of every turn, as it is marked
 
     def start_turn(self, trigger: str = "user", *, start_ms: float | None = None) -> TurnTimeline:
         """A new turn whose t=0 is ``start_ms`` on the session clock (default: now)."""
         start = self.clock.now_ms() if start_ms is None else start_ms
-        turn = TurnTimeline(self.clock, trigger, start)
+        turn = TurnTimeline(self.clock, trigger, start, self.on_event)
         self.turns.append(turn)
         return turn
 

@@ -283,11 +283,19 @@ class TurnEngine:
 
         ctx = ToolContext(call.id, metadata=self.metadata, say=say)
         attrs = {"name": call.name, "call_id": call.id, "round": rnd.number}
-        tl.mark("tool.start", **attrs)
+        marked: list[ToolCall] = []
+
+        def on_start(started: ToolCall) -> None:
+            marked.append(started)
+            tl.mark("tool.start", **attrs)
+
         try:
-            await self.executor.run(call, ctx)
+            await self.executor.run(call, ctx, on_start=on_start)
         finally:
-            tl.mark("tool.end", state=call.state.value, **attrs)
+            if call.started_at is not None:  # a call that never started has no tool events
+                if not marked:  # rejected at once (unknown tool, bad arguments)
+                    tl.mark("tool.start", **attrs)
+                tl.mark("tool.end", state=call.state.value, **attrs)
             rnd.done[call.id].set()
 
     async def _calls_done(self, rnd: Round) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -73,13 +74,19 @@ class ToolExecutor:
         )
 
     async def run(
-        self, call: ToolCall, ctx: ToolContext | None = None, *, shield: bool | None = None
+        self,
+        call: ToolCall,
+        ctx: ToolContext | None = None,
+        *,
+        shield: bool | None = None,
+        on_start: Callable[[ToolCall], None] | None = None,
     ) -> None:
         """Run ``call`` to a terminal state. Tool errors never raise; cancellation propagates.
 
         ``ctx`` is handed to tools that ask for it, with its ``call_id`` set to this
         call's. ``shield=None`` follows the tool: shielded unless ``interruptible``. A
         call that has already ended (e.g. cancelled before it started) is left as it is.
+        ``on_start`` is told the moment the call starts running (it has its slot).
         """
         if call.is_terminal:
             return
@@ -104,6 +111,8 @@ class ToolExecutor:
         try:
             with anyio.CancelScope(shield=not tool.interruptible if shield is None else shield):
                 call.start()
+                if on_start is not None:
+                    on_start(call)
                 await self._execute(call, tool, tool.bind(call.args, ctx), slot)
         finally:
             slot.task_leaves()
