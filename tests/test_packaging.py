@@ -90,6 +90,18 @@ def test_import_voiceagent_loads_no_heavy_module() -> None:
     assert run(sys.executable, "-c", probe).strip() == "[]"
 
 
+def test_the_public_surface_imports() -> None:
+    from voiceagent import Agent, ToolContext, tool
+
+    @tool
+    def echo(ctx: ToolContext, text: str) -> str:
+        """Echo the text."""
+        return text
+
+    agent = Agent(instructions="Test.", tools=[echo])
+    assert agent.registry.names == ["echo"]
+
+
 def test_public_names_load_on_first_use() -> None:
     probe = (
         "import sys, voiceagent; c = voiceagent.ElectronClient;"
@@ -102,4 +114,4 @@ def test_names_of_later_issues_say_not_available_yet() -> None:
     import voiceagent
 
     with pytest.raises(voiceagent.NotAvailableYet, match="not available yet"):
-        from voiceagent import Agent  # noqa: F401
+        from voiceagent import Session  # noqa: F401

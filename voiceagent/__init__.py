@@ -13,6 +13,9 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
+    "Agent": "voiceagent.agent",
+    "tool": "voiceagent.toolkit",
+    "ToolContext": "voiceagent.toolkit",
     "ElectronClient": "voiceagent.llm",
     "ElectronError": "voiceagent.llm",
     "Usage": "voiceagent.llm",
@@ -21,9 +24,6 @@ _EXPORTS: dict[str, str] = {
 
 # public names of DESIGN.md whose issue has not landed yet -> what will bring them
 _LATER: dict[str, str] = {
-    "Agent": "the turn engine",
-    "tool": "the turn engine",
-    "ToolContext": "the turn engine",
     "Session": "sessions",
 }
 
@@ -63,4 +63,6 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from voiceagent.agent import Agent
     from voiceagent.llm import ElectronClient, ElectronError, Usage, UsageTotals
+    from voiceagent.toolkit import ToolContext, tool
