@@ -150,7 +150,7 @@ class TurnEngine:
         tools: list[dict[str, Any]] | None,
         tool_choice: str | None,
     ) -> None:
-        self.history.check_prefix(json.dumps(tools or [], sort_keys=True))
+        self.history.check_prefix(self.agent.registry.catalog_json)
         messages = self.history.messages()
         for earlier in rounds[:-1]:
             messages.append(earlier.request_message())
@@ -175,8 +175,11 @@ class TurnEngine:
                         self._on_event(tg, tl, rnd, event, splitter, segment, tool_choice)
                 for event in parser.finish():
                     self._on_event(tg, tl, rnd, event, splitter, segment, tool_choice)
-        finally:
             self._speak(tg, tl, rnd, splitter.finish(), segment)
+        except ElectronError:
+            self._speak(tg, tl, rnd, splitter.finish(), segment)  # what arrived is spoken
+            raise
+        finally:
             if not rnd.usage_seen:
                 tl.add_usage(
                     prompt=len(json.dumps(messages)) // 4,
