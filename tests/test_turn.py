@@ -204,3 +204,21 @@ async def test_tool_calls_run_side_by_side_and_answers_keep_call_order() -> None
     follow_up = rig.server.requests[1].body["messages"]
     ids = [c["id"] for c in follow_up[-3]["tool_calls"]]
     assert [m["tool_call_id"] for m in follow_up[-2:]] == ids
+
+
+async def test_history_stays_valid_and_cached_across_turns() -> None:
+    script = [
+        {"text": FILLER, "tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]},
+        {"text": ANSWER},
+        {"text": "You are welcome."},
+        {"text": "Goodbye."},
+    ]
+    async with turn_rig(script, tools=[weather_tool(0.0)]) as rig:
+        ratios = []
+        for text in ["Weather in Paris?", "Thanks!", "Bye."]:
+            result = await rig.engine.run(text)
+            validate_messages(rig.history.messages())
+            ratios.append(result.timeline.metrics()["cache_hit_ratio"])
+    assert [m["role"] for m in rig.history.messages()].count("user") == 3
+    assert ratios[0] > 0  # the follow-up shares the first request's prefix
+    assert min(ratios[1:]) > 0.5  # later turns keep the whole earlier conversation cached
