@@ -1,13 +1,14 @@
 """Shipped fakes for tests: local servers that speak the real wire protocols over real sockets.
 
 ``ElectronServer`` is an Electron-compatible chat-completions server (a simulator, not a model).
+``TestTTS`` is an in-process fake TTS that makes real, deterministic PCM.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["ElectronServer"]
+__all__ = ["ElectronServer", "TestTTS"]
 
 
 def __getattr__(name: str) -> Any:
@@ -15,8 +16,13 @@ def __getattr__(name: str) -> Any:
         from voiceagent.testing.electron import ElectronServer
 
         return ElectronServer
+    if name == "TestTTS":
+        from voiceagent.testing.tts import TestTTS
+
+        return TestTTS
     raise AttributeError(f"module 'voiceagent.testing' has no attribute {name!r}")
 
 
 if TYPE_CHECKING:
     from voiceagent.testing.electron import ElectronServer
+    from voiceagent.testing.tts import TestTTS

@@ -1,0 +1,209 @@
+"""PCM16 mono audio: conversions, durations, levels, WAV files, and stateful resampling.
+
+Ground floor. numpy and libsamplerate are imported on first use, so importing this is cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import math
+import wave
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+SAMPLE_WIDTH = 2  # bytes per sample: 16-bit signed little-endian, mono everywhere
+FULL_SCALE = 32768.0
+
+
+class WavFormatError(ValueError):
+    """A WAV file that is not 16-bit PCM mono (the only format voiceagent reads)."""
+
+
+# --- conversions ---------------------------------------------------------------------------
+
+
+def pcm_to_int16(pcm: bytes) -> npt.NDArray[np.int16]:
+    """The samples of PCM16 bytes (a copy, so the array is writable)."""
+    import numpy as np
+
+    return np.frombuffer(pcm, dtype="<i2").astype(np.int16)
+
+
+def int16_to_pcm(samples: npt.NDArray[np.int16]) -> bytes:
+    import numpy as np
+
+    return np.asarray(samples, dtype="<i2").tobytes()
+
+
+def pcm_to_float32(pcm: bytes) -> npt.NDArray[np.float32]:
+    """Samples scaled to [-1.0, 1.0)."""
+    import numpy as np
+
+    scaled: npt.NDArray[np.float32] = np.frombuffer(pcm, dtype="<i2") / np.float32(FULL_SCALE)
+    return scaled.astype(np.float32)
+
+
+def float32_to_pcm(samples: npt.NDArray[np.floating[Any]]) -> bytes:
+    """PCM16 of float samples; values beyond full scale are clipped, not wrapped."""
+    import numpy as np
+
+    scaled = np.rint(np.asarray(samples, dtype=np.float64) * FULL_SCALE)
+    return np.clip(scaled, -32768, 32767).astype("<i2").tobytes()
+
+
+# --- durations -----------------------------------------------------------------------------
+
+
+def pcm_samples(pcm: bytes) -> int:
+    return len(pcm) // SAMPLE_WIDTH
+
+
+def samples_to_ms(n_samples: int, sample_rate: int) -> float:
+    return n_samples * 1000.0 / sample_rate
+
+
+def ms_to_samples(ms: float, sample_rate: int) -> int:
+    return round(ms * sample_rate / 1000.0)
+
+
+def pcm_duration_ms(pcm: bytes, sample_rate: int) -> float:
+    return samples_to_ms(pcm_samples(pcm), sample_rate)
+
+
+def silence(n_samples: int) -> bytes:
+    return bytes(n_samples * SAMPLE_WIDTH)
+
+
+# --- levels --------------------------------------------------------------------------------
+
+
+def rms_dbfs(pcm: bytes) -> float:
+    """Root-mean-square level in dBFS (a full-scale square wave is 0); -inf for silence."""
+    import numpy as np
+
+    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+    if samples.size == 0:
+        return -math.inf
+    rms = float(np.sqrt(np.mean(np.square(samples))))
+    return 20.0 * math.log10(rms / FULL_SCALE) if rms > 0 else -math.inf
+
+
+def peak_dbfs(pcm: bytes) -> float:
+    """Peak level in dBFS; -inf for silence."""
+    import numpy as np
+
+    samples = np.frombuffer(pcm, dtype="<i2").astype(np.int32)
+    peak = int(np.max(np.abs(samples))) if samples.size else 0
+    return 20.0 * math.log10(peak / FULL_SCALE) if peak > 0 else -math.inf
+
+
+# --- WAV -----------------------------------------------------------------------------------
+
+
+def parse_wav(data: bytes) -> tuple[bytes, int]:
+    """(PCM16 mono bytes, sample rate) of a WAV file's contents.
+
+    Tolerates the "unknown length" header that streaming writers (espeak-ng --stdout) emit.
+    """
+    try:
+        with wave.open(io.BytesIO(data), "rb") as reader:
+            channels, width = reader.getnchannels(), reader.getsampwidth()
+            rate = reader.getframerate()
+            if channels != 1 or width != SAMPLE_WIDTH:
+                raise WavFormatError(
+                    f"expected 16-bit PCM mono WAV, got {channels} channel(s) of "
+                    f"{8 * width}-bit samples at {rate} Hz"
+                )
+            pcm = reader.readframes(reader.getnframes())
+    except (wave.Error, EOFError) as error:
+        raise WavFormatError(f"not a 16-bit PCM mono WAV file: {error}") from error
+    return pcm[: len(pcm) - len(pcm) % SAMPLE_WIDTH], rate
+
+
+def read_wav(path: str | Path) -> tuple[bytes, int]:
+    """(PCM16 mono bytes, sample rate) of a WAV file; WavFormatError for any other format."""
+    return parse_wav(Path(path).read_bytes())
+
+
+def write_wav(path: str | Path, pcm: bytes, sample_rate: int) -> None:
+    with wave.open(str(path), "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(SAMPLE_WIDTH)
+        writer.setframerate(sample_rate)
+        writer.writeframes(pcm)
+
+
+# --- resampling ----------------------------------------------------------------------------
+
+# libsamplerate holds a few ms of audio inside its filter; flushing pushes this much zero
+# input through it, comfortably more than sinc_medium's delay at any ratio we use.
+_FLUSH_PAD_MS = 30.0
+
+
+class Resampler:
+    """Stateful PCM16 mono rate converter for one stream in one direction (libsamplerate).
+
+    Feed chunks of any size to ``process``; call ``flush`` at the end of an utterance to get
+    the audio still inside the filter (never on an idle timer: that would cut words). After
+    a flush the output of the utterance is exactly ``floor(n_in * to_rate / from_rate)``
+    samples, and the resampler is ready for the next utterance.
+    """
+
+    def __init__(self, from_rate: int, to_rate: int, converter: str = "sinc_medium") -> None:
+        if from_rate <= 0 or to_rate <= 0:
+            raise ValueError(f"sample rates must be positive, got {from_rate} → {to_rate}")
+        self.from_rate = from_rate
+        self.to_rate = to_rate
+        self._ratio = to_rate / from_rate
+        self._carry = b""  # an odd trailing byte, kept until its sample is complete
+        self._samples_in = 0
+        self._samples_out = 0
+        self._state: Any = None
+        if from_rate != to_rate:
+            # By name: samplerate is a compiled module without type information.
+            samplerate = importlib.import_module("samplerate")
+            self._state = samplerate.Resampler(converter, channels=1)
+
+    @property
+    def passthrough(self) -> bool:
+        return self._state is None
+
+    def process(self, pcm: bytes) -> bytes:
+        """The converted audio available so far for this chunk of input."""
+        data = self._carry + pcm
+        whole = len(data) - len(data) % SAMPLE_WIDTH
+        self._carry = data[whole:]
+        data = data[:whole]
+        if self._state is None or not data:
+            return data
+        self._samples_in += len(data) // SAMPLE_WIDTH
+        return self._emit(self._state.process(pcm_to_float32(data), self._ratio))
+
+    def flush(self) -> bytes:
+        """The rest of the utterance's audio; then the resampler starts afresh."""
+        self._carry = b""
+        if self._state is None or self._samples_in == 0:
+            return b""
+        import numpy as np
+
+        expected = self._samples_in * self.to_rate // self.from_rate
+        pad = np.zeros(ms_to_samples(_FLUSH_PAD_MS, self.from_rate) + 64, dtype=np.float32)
+        tail = self._state.process(pad, self._ratio, end_of_input=True)
+        # The padding's own output is not audio: keep only what the input accounts for.
+        missing = max(0, expected - self._samples_out)
+        tail = tail[:missing]
+        if len(tail) < missing:
+            tail = np.concatenate([tail, np.zeros(missing - len(tail), dtype=np.float32)])
+        out = self._emit(tail)
+        self._state.reset()
+        self._samples_in = self._samples_out = 0
+        return out
+
+    def _emit(self, samples: npt.NDArray[np.float32]) -> bytes:
+        self._samples_out += len(samples)
+        return float32_to_pcm(samples)
