@@ -246,12 +246,13 @@ class TurnEngine:
         if self.speech is None:
             return
         for piece in pieces:
-            if segment[0] is None:
-                segment[0] = self.speech.open(tg, round=rnd.number, timeline=tl)
-                rnd.segments.append(segment[0])
-            segment[0].send(piece.text)
+            current = segment[0]
+            if current is None:
+                current = segment[0] = self.speech.open(tg, round=rnd.number, timeline=tl)
+                rnd.segments.append(current)
+            current.send(piece.text)
             if piece.end:
-                segment[0].end()
+                current.end()
                 segment[0] = None
 
     def _say(self, tg: TaskGroup, tl: TurnTimeline, rnd: Round, text: str) -> None:
@@ -285,7 +286,7 @@ class TurnEngine:
             self._say(tg, tl, rnd, text)
 
         ctx = ToolContext(call.id, metadata=self.metadata, say=say)
-        attrs = {"name": call.name, "call_id": call.id, "round": rnd.number}
+        attrs: dict[str, Any] = {"name": call.name, "call_id": call.id, "round": rnd.number}
         marked: list[ToolCall] = []
 
         def on_start(started: ToolCall) -> None:
