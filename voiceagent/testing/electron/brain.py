@@ -26,6 +26,8 @@ _KEYWORDS = {
     "time": {"time", "clock", "timezone", "date", "hour"},
     "arithmetic": {"calculate", "calculator", "math", "arithmetic", "compute", "evaluate"},
 }
+# "WeatherError: ..." as a framework words a raised exception: the name is not for listeners
+_EXCEPTION_NAME = re.compile(r"^[A-Z]\w*(?:Error|Exception|Failure)\s*:\s*")
 _FALLBACK = "Sorry, I can only help with the weather, the time, or simple arithmetic."
 
 
@@ -125,16 +127,39 @@ def answer_from_results(messages: Sequence[Mapping[str, Any]]) -> str:
     for message in reversed(messages):
         if message.get("role") != "tool":
             break
-        results.append(content_text(message.get("content")))
-    sentences = [_speak_result(r) for r in reversed(results)]
+        results.append(message)
+    subjects = _call_subjects(messages[: len(messages) - len(results)])
+    sentences = [
+        _speak_result(content_text(r.get("content")), subjects.get(str(r.get("tool_call_id"))))
+        for r in reversed(results)
+    ]
     return " ".join(sentences[:2])
 
 
-def _speak_result(raw: str) -> str:
+def _call_subjects(messages: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Call id -> the first text argument of that call (e.g. the city), from the last request."""
+    if not messages or not isinstance(messages[-1].get("tool_calls"), list):
+        return {}
+    subjects = {}
+    for call in messages[-1]["tool_calls"]:
+        try:
+            arguments = json.loads(call["function"]["arguments"] or "{}")
+        except (KeyError, TypeError, json.JSONDecodeError):
+            continue
+        if isinstance(arguments, Mapping):
+            text = next((v for v in arguments.values() if isinstance(v, str) and v.strip()), None)
+            if text is not None:
+                subjects[str(call.get("id"))] = text.strip()
+    return subjects
+
+
+def _speak_result(raw: str, subject: str | None = None) -> str:
     try:
         data = json.loads(raw)
     except (json.JSONDecodeError, TypeError):
         data = raw
+    if isinstance(data, Mapping) and _field(data, "error", "message_error") is not None:
+        return _speak_error(str(_field(data, "error", "message_error")), subject)
     if isinstance(data, Mapping):
         return _speak_mapping(data)
     if isinstance(data, (int, float)) and not isinstance(data, bool):
@@ -152,9 +177,6 @@ def _field(data: Mapping[str, Any], *names: str) -> Any:
 
 
 def _speak_mapping(data: Mapping[str, Any]) -> str:
-    error = _field(data, "error", "message_error")
-    if error is not None:
-        return f"Sorry, I couldn't get that: {error}."
     place = _field(data, "city", "location", "place", "name")
     where = f" in {place}" if place is not None else ""
     temp = _field(data, "temperature", "temp", "temperature_c", "temp_c", "temperature_f")
@@ -178,6 +200,13 @@ def _speak_mapping(data: Mapping[str, Any]) -> str:
         return "That's done."
     said = " and ".join(f"the {str(k).replace('_', ' ')} is {_number(v)}" for k, v in scalars)
     return said[0].upper() + said[1:] + "."
+
+
+def _speak_error(error: str, subject: str | None) -> str:
+    """A failed call, briefly: what it was about, and why, without the exception's type name."""
+    reason = _EXCEPTION_NAME.sub("", " ".join(error.split())).rstrip(" .!?") or "it failed"
+    about = f" for {subject}" if subject else ""
+    return f"Sorry, I couldn't get that{about}: {reason}."
 
 
 def _number(value: Any) -> str:
