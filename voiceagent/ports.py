@@ -1,4 +1,5 @@
-"""The small protocols adapters plug into: text-to-speech, and the audio a speaker pulls.
+"""The small protocols adapters plug into: text-to-speech, the audio a speaker pulls,
+speech-to-text and voice activity detection.
 
 Ground floor: adapters implement these; the core never imports an adapter.
 """
@@ -6,6 +7,8 @@ Ground floor: adapters implement these; the core never imports an adapter.
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 
@@ -52,3 +55,82 @@ class AudioSink(Protocol):
     def sample_rate(self) -> int: ...
 
     async def play(self, source: AudioSource) -> None: ...
+
+
+# --- listening: speech-to-text and voice activity detection ---------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    """Text heard so far. Partials (``is_final=False``) revise the current segment; finals
+    are never revised. ``from_finalize`` marks the final that answers ``finalize()``;
+    ``is_last`` the final that answers ``close()``."""
+
+    text: str
+    is_final: bool
+    from_finalize: bool = False
+    is_last: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStarted:
+    """The speaker started talking, ``at_ms`` into the audio sent (or into the stream)."""
+
+    at_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechEnded:
+    """The speaker stopped talking (after the detector's hangover), ``at_ms`` into the audio."""
+
+    at_ms: float
+
+
+STTEvent = Transcript | SpeechStarted | SpeechEnded
+VADEvent = SpeechStarted | SpeechEnded
+
+
+@runtime_checkable
+class STTStream(Protocol):
+    """One open recognition stream: audio in, events out."""
+
+    async def send_audio(self, audio: bytes) -> None:
+        """Audio in the STT's ``encoding`` at its ``sample_rate``, mono, any length."""
+        ...
+
+    async def finalize(self) -> None:
+        """End of the user's turn: a final transcript (``from_finalize``) follows."""
+        ...
+
+    async def close(self) -> None:
+        """Hang-up: a last final (``is_last``) follows, then the events end."""
+        ...
+
+    def events(self) -> AsyncIterator[STTEvent]: ...
+
+
+@runtime_checkable
+class STT(Protocol):
+    """Streaming speech-to-text; ``encoding`` is ``"linear16"`` (PCM16) or ``"mulaw"``."""
+
+    @property
+    def sample_rate(self) -> int: ...
+
+    @property
+    def encoding(self) -> str: ...
+
+    def stream(self) -> AbstractAsyncContextManager[STTStream]: ...
+
+
+@runtime_checkable
+class VAD(Protocol):
+    """Voice activity detection over PCM16 mono: feed any amount, get start/end events.
+
+    Implementations have a threshold and a hangover (silence needed before the end)."""
+
+    @property
+    def sample_rate(self) -> int: ...
+
+    def process(self, pcm: bytes) -> list[VADEvent]: ...
+
+    def reset(self) -> None: ...
