@@ -1,10 +1,11 @@
-"""PCM16 mono audio: conversions, durations, levels, WAV files, and stateful resampling.
+"""PCM16 mono audio: conversions, durations, levels, WAV files, stateful resampling, G.711.
 
 Ground floor. numpy and libsamplerate are imported on first use, so importing this is cheap.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import io
 import math
@@ -207,3 +208,98 @@ class Resampler:
     def _emit(self, samples: npt.NDArray[np.float32]) -> bytes:
         self._samples_out += len(samples)
         return float32_to_pcm(samples)
+
+
+# --- G.711 μ-law and A-law -----------------------------------------------------------------
+# Bit-exact with CPython's audioop (lin2ulaw/ulaw2lin/lin2alaw/alaw2lin at width 2), which
+# is gone from Python 3.13: the same integer algorithm, run once over every input to fill
+# lookup tables, so every Python gets identical bytes without audioop or audioop-lts.
+
+_ULAW_BIAS = 0x84
+_ULAW_CLIP = 8159  # audioop clips the 14-bit magnitude here before adding the bias
+_ULAW_SEGMENT_ENDS = (0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF)
+_ALAW_SEGMENT_ENDS = (0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF)
+
+
+def _segments(magnitude: npt.NDArray[np.int32], ends: tuple[int, ...]) -> npt.NDArray[np.int32]:
+    """The first segment whose end is >= the magnitude (8 when beyond the last)."""
+    import numpy as np
+
+    return np.searchsorted(np.asarray(ends, dtype=np.int32), magnitude, side="left").astype(
+        np.int32
+    )
+
+
+@functools.cache
+def _ulaw_tables() -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int16]]:
+    """(code of every int16 indexed by sample + 32768, int16 of every code)."""
+    import numpy as np
+
+    value = np.arange(-32768, 32768, dtype=np.int32) >> 2  # audioop encodes 14 bits
+    mask = np.where(value < 0, 0x7F, 0xFF).astype(np.int32)
+    magnitude = np.minimum(np.abs(value), _ULAW_CLIP) + (_ULAW_BIAS >> 2)
+    segment = _segments(magnitude, _ULAW_SEGMENT_ENDS)
+    code = (np.minimum(segment, 7) << 4) | ((magnitude >> (np.minimum(segment, 7) + 1)) & 0xF)
+    code = np.where(segment >= 8, 0x7F, code) ^ mask
+    encode = code.astype(np.uint8)
+
+    inverted = ~np.arange(256, dtype=np.int32) & 0xFF
+    t = (((inverted & 0x0F) << 3) + _ULAW_BIAS) << ((inverted & 0x70) >> 4)
+    decode = np.where(inverted & 0x80, _ULAW_BIAS - t, t - _ULAW_BIAS).astype(np.int16)
+    return encode, decode
+
+
+@functools.cache
+def _alaw_tables() -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int16]]:
+    """(code of every int16 indexed by sample + 32768, int16 of every code)."""
+    import numpy as np
+
+    value = np.arange(-32768, 32768, dtype=np.int32) >> 3  # audioop encodes 13 bits
+    negative = value < 0
+    mask = np.where(negative, 0x55, 0xD5).astype(np.int32)
+    magnitude = np.where(negative, -value - 1, value)
+    segment = _segments(magnitude, _ALAW_SEGMENT_ENDS)
+    shift = np.where(segment < 2, 1, np.minimum(segment, 7))
+    code = (np.minimum(segment, 7) << 4) | ((magnitude >> shift) & 0x0F)
+    code = np.where(segment >= 8, 0x7F, code) ^ mask
+    encode = code.astype(np.uint8)
+
+    toggled = np.arange(256, dtype=np.int32) ^ 0x55
+    segment = (toggled & 0x70) >> 4
+    t = (toggled & 0x0F) << 4
+    t = np.where(segment == 0, t + 8, (t + 0x108) << np.maximum(segment - 1, 0))
+    decode = np.where(toggled & 0x80, t, -t).astype(np.int16)
+    return encode, decode
+
+
+def _encode(pcm16: bytes, table: npt.NDArray[np.uint8]) -> bytes:
+    import numpy as np
+
+    samples = np.frombuffer(pcm16, dtype="<i2", count=len(pcm16) // SAMPLE_WIDTH)
+    return table[samples.astype(np.int32) + 32768].tobytes()
+
+
+def _decode(codes: bytes, table: npt.NDArray[np.int16]) -> bytes:
+    import numpy as np
+
+    return table[np.frombuffer(codes, dtype=np.uint8)].astype("<i2").tobytes()
+
+
+def ulaw_encode(pcm16: bytes) -> bytes:
+    """G.711 μ-law bytes of PCM16 (one per sample; a trailing odd byte is ignored)."""
+    return _encode(pcm16, _ulaw_tables()[0])
+
+
+def ulaw_decode(ulaw: bytes) -> bytes:
+    """PCM16 of G.711 μ-law bytes."""
+    return _decode(ulaw, _ulaw_tables()[1])
+
+
+def alaw_encode(pcm16: bytes) -> bytes:
+    """G.711 A-law bytes of PCM16 (one per sample; a trailing odd byte is ignored)."""
+    return _encode(pcm16, _alaw_tables()[0])
+
+
+def alaw_decode(alaw: bytes) -> bytes:
+    """PCM16 of G.711 A-law bytes."""
+    return _decode(alaw, _alaw_tables()[1])
