@@ -1,6 +1,7 @@
 """Shipped fakes for tests: local servers that speak the real wire protocols over real sockets.
 
 ``ElectronServer`` is an Electron-compatible chat-completions server (a simulator, not a model).
+``LightningServer`` is a Lightning-compatible TTS server (WebSocket streaming and HTTP).
 ``TestTTS`` is an in-process fake TTS that makes real, deterministic PCM.
 """
 
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["ElectronServer", "TestTTS"]
+__all__ = ["ElectronServer", "LightningServer", "TestTTS"]
 
 
 def __getattr__(name: str) -> Any:
@@ -16,6 +17,10 @@ def __getattr__(name: str) -> Any:
         from voiceagent.testing.electron import ElectronServer
 
         return ElectronServer
+    if name == "LightningServer":
+        from voiceagent.testing.lightning import LightningServer
+
+        return LightningServer
     if name == "TestTTS":
         from voiceagent.testing.tts import TestTTS
 
@@ -25,4 +30,5 @@ def __getattr__(name: str) -> Any:
 
 if TYPE_CHECKING:
     from voiceagent.testing.electron import ElectronServer
+    from voiceagent.testing.lightning import LightningServer
     from voiceagent.testing.tts import TestTTS

@@ -1,0 +1,425 @@
+"""Lightning (Smallest AI) streaming TTS: one persistent WebSocket per session.
+
+Every segment of a session rides that one socket under its own request_id; see LightningTTS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+import math
+import secrets
+import time
+from collections.abc import AsyncIterable, AsyncIterator
+from typing import Any
+
+import anyio
+from anyio.streams.memory import MemoryObjectSendStream
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+from websockets.protocol import State
+
+from voiceagent.adapters.lightning_wire import (
+    AccountLimiter,
+    Audio,
+    Closed,
+    Complete,
+    Dropped,
+    Event,
+    Failed,
+    Fragment,
+    InputEnd,
+    InputFailed,
+    LightningError,
+    LightningOptions,
+    SegmentState,
+    account_limiter,
+    auth_headers,
+    error_from_frame,
+    wire_logger,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_URL = "wss://api.smallest.ai/waves/v1/tts/live"
+MAX_DROPS = 3  # consecutive drops of one segment without new audio before giving up
+QUEUE_TIMEOUT_S = 60.0  # how long a segment keeps retrying the account's concurrency limit
+
+
+class _Request:
+    """One attempt of a segment on one socket: where its events go."""
+
+    def __init__(self, inbox: MemoryObjectSendStream[Event], ws: ClientConnection, seq: int):
+        self.inbox, self.ws, self.seq, self.flushed = inbox, ws, seq, False
+
+
+class LightningTTS:
+    """``ports.TTS`` over Lightning's streaming WebSocket (asyncio only).
+
+    One instance = one session = one socket, opened lazily and reopened transparently when
+    the server closes it. Fragments go out as they arrive (``continue: true``), the phrase
+    ends with ``flush: true``, audio is decoded as it arrives. A segment ends at its
+    ``complete`` or when a later segment's first chunk arrives on the socket. A small task
+    group owned by the instance (started lazily, ended by ``aclose``) reads the socket,
+    sends keepalives and pumps each phrase's fragments.
+    """
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        api_key: str | None = None,
+        *,
+        model: str = "lightning_v3.1",
+        voice: str | None = None,
+        sample_rate: int = 24000,
+        speed: float = 1.0,
+        language: str = "en",
+        complete_backoff_ms: int = 100,
+        keepalive_s: float = 30.0,
+        max_concurrent: int = 1,
+    ) -> None:
+        self.url = url
+        self.options = LightningOptions.build(model, voice, sample_rate, speed, language)
+        self.complete_backoff_ms = complete_backoff_ms
+        self.keepalive_s = keepalive_s
+        self.max_concurrent = max_concurrent
+        self._api_key = api_key
+        self._ws: ClientConnection | None = None
+        self._sockets: set[ClientConnection] = set()
+        self._requests: dict[str, _Request] = {}
+        self._inboxes: set[MemoryObjectSendStream[Event]] = set()
+        self._connect_lock = anyio.Lock()
+        self._count = 0
+        self._last_sent = time.monotonic()
+        self._runner: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        self._scope = anyio.CancelScope()
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._closed = False
+        self.connections = 0  # sockets opened so far
+
+    def __repr__(self) -> str:
+        key = "***" if self._api_key else None
+        return f"LightningTTS(url={self.url!r}, options={self.options!r}, api_key={key})"
+
+    @property
+    def sample_rate(self) -> int:
+        return self.options.sample_rate
+
+    async def __aenter__(self) -> LightningTTS:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -- one segment ---------------------------------------------------------------------
+
+    async def synthesize(self, fragments: AsyncIterable[str]) -> AsyncIterator[bytes]:
+        tg = await self._start()
+        limiter = account_limiter(self.url, self._api_key, self.max_concurrent)
+        send, inbox = anyio.create_memory_object_stream[Event](max_buffer_size=math.inf)
+        self._inboxes.add(send)
+        pump = anyio.CancelScope()
+        tg.start_soon(_pump, fragments, send, pump)
+        seg = SegmentState(send)
+        try:
+            while True:
+                event = await inbox.receive()
+                pcm = await self._handle(seg, event, limiter)
+                if pcm:
+                    yield pcm
+                if seg.finished:
+                    return
+        finally:
+            pump.cancel()
+            self._inboxes.discard(send)
+            self._forget(seg.request_id)
+            if seg.request_id is not None and not seg.finished and seg.ws is not None:
+                self._abandon(seg.ws)  # barge-in: no cancel message exists, close the socket
+            if seg.holding_slot and limiter is not None:
+                limiter.release()
+            send.close()
+            inbox.close()
+
+    async def _handle(
+        self, seg: SegmentState, event: Event, limiter: AccountLimiter | None
+    ) -> bytes:
+        """Advance a segment by one event; the audio to yield, if any."""
+        if isinstance(event, Fragment):
+            seg.text += event.text
+            if seg.request_id is None and seg.text.strip():
+                if limiter is not None:
+                    await limiter.acquire()
+                seg.holding_slot = limiter is not None
+                await self._open_request(seg)
+            elif seg.request_id is not None and event.text:
+                await self._send(seg, event.text, more=True)
+        elif isinstance(event, InputEnd):
+            seg.input_done = True
+            if seg.request_id is None:
+                seg.finished = True  # nothing speakable was said
+            else:
+                await self._send(seg, "", more=False)
+        elif isinstance(event, (InputFailed, Closed)):
+            raise event.error
+        elif event.request_id != seg.request_id:
+            return b""  # late news of an earlier attempt
+        elif isinstance(event, Audio):
+            return seg.take(event.pcm)
+        elif isinstance(event, Complete):
+            seg.finished = seg.sent_flush
+        elif isinstance(event, Dropped):
+            seg.drops = seg.drops + 1 if seg.delivered == seg.progress_mark else 1
+            seg.progress_mark = seg.delivered
+            if seg.drops > MAX_DROPS:
+                raise LightningError(f"the Lightning socket dropped {MAX_DROPS} times in a row")
+            logger.info("Lightning socket lost mid-segment; re-sending as a new request")
+            await self._open_request(seg)
+        elif isinstance(event, Failed):
+            await self._retry_or_raise(seg, event.error, limiter)
+        return b""
+
+    async def _retry_or_raise(
+        self, seg: SegmentState, error: LightningError, limiter: AccountLimiter | None
+    ) -> None:
+        if not error.concurrency or time.monotonic() - seg.started_at > QUEUE_TIMEOUT_S:
+            seg.finished = True  # the server ended this request
+            raise error
+        # Another request holds the account's slot: try again when one of ours ends, or
+        # after a growing pause when the holder is elsewhere (another process or client).
+        self._forget(seg.request_id)
+        seg.request_id = None
+        seg.concurrency_retries += 1
+        with anyio.move_on_after(min(1.0, 0.05 * 2 ** min(seg.concurrency_retries, 5))):
+            if limiter is not None:
+                await limiter.released()
+        await self._open_request(seg)
+
+    async def _open_request(self, seg: SegmentState) -> None:
+        """Send the segment's text so far as a new request (a fresh request_id each time)."""
+        self._forget(seg.request_id)
+        for _ in range(MAX_DROPS + 1):
+            ws = await self._socket()
+            self._count += 1
+            rid = f"seg-{self._count}-{secrets.token_hex(4)}"
+            self._requests[rid] = _Request(seg.inbox, ws, self._count)
+            seg.restart(rid, ws)
+            try:
+                await self._write(ws, self._message(rid, seg.text, more=True))
+                if seg.input_done:
+                    await self._write(ws, self._message(rid, "", more=False))
+                    self._requests[rid].flushed = seg.sent_flush = True
+                return
+            except ConnectionClosed:
+                self._forget(rid)
+                self._abandon(ws)
+        raise LightningError("could not send to Lightning: the socket keeps closing")
+
+    async def _send(self, seg: SegmentState, text: str, *, more: bool) -> None:
+        assert seg.request_id is not None and seg.ws is not None
+        try:
+            await self._write(seg.ws, self._message(seg.request_id, text, more=more))
+        except ConnectionClosed:
+            # The socket closed under us: the whole segment goes again on a new one.
+            await self._open_request(seg)
+            return
+        if not more:
+            seg.sent_flush = True
+            request = self._requests.get(seg.request_id)
+            if request is not None:
+                request.flushed = True
+
+    def _message(self, rid: str, text: str, *, more: bool) -> str:
+        payload = {
+            **self.options.config(),
+            "text": text,
+            "continue": more,
+            "flush": not more,
+            "request_id": rid,
+            "complete_backoff_ms": self.complete_backoff_ms,
+        }
+        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+
+    async def _write(self, ws: ClientConnection, message: str) -> None:
+        await ws.send(message)
+        self._last_sent = time.monotonic()
+
+    def _forget(self, rid: str | None) -> None:
+        if rid is not None:
+            self._requests.pop(rid, None)
+
+    # -- the socket ----------------------------------------------------------------------
+
+    async def _start(self) -> anyio.abc.TaskGroup:
+        """The instance's task group, started on first use."""
+        if self._closed:
+            raise LightningError("this LightningTTS was closed")
+        if self._runner is None:
+            self._runner = asyncio.get_running_loop().create_task(self._run())
+        await self._ready.wait()
+        assert self._tg is not None
+        return self._tg
+
+    async def _run(self) -> None:
+        with self._scope:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                self._ready.set()
+                await anyio.sleep_forever()
+
+    async def _socket(self) -> ClientConnection:
+        async with self._connect_lock:
+            ws = self._ws
+            if ws is not None and ws.state is State.OPEN:
+                return ws
+            ws = self._ws = await self._connect()
+            self._sockets.add(ws)
+            assert self._tg is not None
+            self._tg.start_soon(self._serve_socket, ws)
+            return ws
+
+    async def _connect(self) -> ClientConnection:
+        for attempt in range(3):
+            try:
+                ws = await connect(
+                    self.url,
+                    additional_headers=auth_headers(self._api_key),
+                    compression=None,  # base64 PCM hardly compresses; deflate only adds latency
+                    max_size=2**24,
+                    logger=wire_logger,
+                )
+            except InvalidStatus as exc:
+                status = exc.response.status_code
+                if status in (401, 403) or attempt == 2:
+                    raise LightningError(
+                        f"Lightning refused the connection (HTTP {status})", status=status
+                    ) from None
+            except (OSError, TimeoutError, WebSocketException) as exc:
+                if attempt == 2:
+                    raise LightningError(f"cannot connect to Lightning: {exc}") from None
+            else:
+                self.connections += 1
+                return ws
+            await anyio.sleep(0.1 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def _abandon(self, ws: ClientConnection) -> None:
+        """Stop using a socket and close it; the next request opens a new one."""
+        if self._ws is ws:
+            self._ws = None
+        if self._tg is not None and ws.state is State.OPEN:
+            self._tg.start_soon(ws.close)
+
+    async def _serve_socket(self, ws: ClientConnection) -> None:
+        """Read one socket until it closes; keep it alive meanwhile."""
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._keepalive, ws)
+                try:
+                    async for raw in ws:
+                        self._dispatch(ws, raw)
+                except ConnectionClosed:
+                    pass
+                tg.cancel_scope.cancel()
+        finally:
+            self._sockets.discard(ws)
+            if self._ws is ws:
+                self._ws = None
+            for rid, request in list(self._requests.items()):
+                if request.ws is ws:
+                    _post(request.inbox, Dropped(rid))
+
+    async def _keepalive(self, ws: ClientConnection) -> None:
+        # Any client message resets the server's idle timer; a space is the documented one.
+        while True:
+            wait = self._last_sent + self.keepalive_s - time.monotonic()
+            if wait > 0:
+                await anyio.sleep(wait)
+                continue
+            try:
+                await self._write(ws, " ")
+            except ConnectionClosed:
+                return
+
+    def _dispatch(self, ws: ClientConnection, raw: str | bytes) -> None:
+        try:
+            message: Any = json.loads(raw)
+        except ValueError:
+            return
+        if not isinstance(message, dict):
+            return
+        status, rid = message.get("status"), message.get("request_id")
+        request = self._requests.get(rid) if isinstance(rid, str) else None
+        if status == "chunk":
+            data = message.get("data")
+            if request is None or not isinstance(data, dict):
+                return  # late audio of a cancelled or replaced request: dropped
+            try:
+                pcm = base64.b64decode(str(data.get("audio", "")), validate=True)
+            except (binascii.Error, ValueError):
+                return
+            for other_id, other in list(self._requests.items()):
+                # The server speaks one request at a time: an earlier one is done.
+                if other.ws is ws and other.seq < request.seq and other.flushed:
+                    _post(other.inbox, Complete(other_id))
+            _post(request.inbox, Audio(str(rid), pcm))
+        elif status == "complete" and request is not None:
+            _post(request.inbox, Complete(str(rid)))
+        elif status == "error":
+            self._dispatch_error(ws, message, request)
+
+    def _dispatch_error(
+        self, ws: ClientConnection, message: dict[str, Any], request: _Request | None
+    ) -> None:
+        error = error_from_frame(message)
+        if request is None and message.get("request_id") is None:
+            # No request_id: blame the oldest request on this socket still waiting for audio.
+            mine = sorted((r.seq, rid) for rid, r in self._requests.items() if r.ws is ws)
+            if mine:
+                request = self._requests[mine[0][1]]
+        if request is None:
+            logger.warning("Lightning error for no live request: %s", error)
+            return
+        rid = next(rid for rid, r in self._requests.items() if r is request)
+        _post(request.inbox, Failed(rid, error))
+
+    async def aclose(self) -> None:
+        """Close the socket and end the instance's tasks; running segments fail."""
+        self._closed = True
+        for inbox in list(self._inboxes):
+            _post(inbox, Closed(LightningError("this LightningTTS was closed")))
+        self._scope.cancel()
+        if self._runner is not None:
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait([self._runner])
+        with anyio.CancelScope(shield=True):
+            for ws in list(self._sockets):
+                await ws.close()
+        self._sockets.clear()
+        self._ws = None
+
+
+async def _pump(
+    fragments: AsyncIterable[str], inbox: MemoryObjectSendStream[Event], scope: anyio.CancelScope
+) -> None:
+    """Feed a phrase's fragments into its segment's inbox as they arrive."""
+    with scope:
+        try:
+            async for text in fragments:
+                _post(inbox, Fragment(text))
+            _post(inbox, InputEnd())
+        except Exception as exc:
+            _post(inbox, InputFailed(exc))
+
+
+def _post(inbox: MemoryObjectSendStream[Event], event: Event) -> None:
+    try:
+        inbox.send_nowait(event)
+    except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+        pass  # the segment has ended: nothing to tell it
+
+
+__all__ = ["DEFAULT_URL", "LightningError", "LightningTTS"]

@@ -1,0 +1,133 @@
+"""Command line of the Lightning fake: prints its WebSocket URL first on stdout, logs to stderr."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+
+import anyio
+
+from voiceagent.testing.lightning.server import LightningServer
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+Serve a local Lightning-compatible TTS API: the streaming WebSocket on /waves/v1/tts/live
+and POST /waves/v1/tts (on a second port, printed on stderr).
+
+A fake, not a voice model: it speaks with espeak-ng when installed, else a synthetic tone.
+The first line printed on stdout is the WebSocket URL (e.g. ws://127.0.0.1:8766/waves/v1/tts/live);
+the second is the HTTP URL; log lines go to stderr.
+"""
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add = parser.add_argument
+    add("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    add("--port", type=int, default=8766, help="WebSocket port; 0 = any free port (%(default)s)")
+    add("--http-port", type=int, default=0, help="HTTP port; 0 = any free port (the default)")
+    add(
+        "--account-limit",
+        type=int,
+        default=1,
+        metavar="N",
+        help="active requests per account, an error frame (HTTP 429) beyond (0 = none; 1)",
+    )
+    add("--first-byte-ms", type=float, default=0.0, help="delay before each request's audio")
+    add(
+        "--voice",
+        choices=("espeak", "synthetic"),
+        default="espeak",
+        help="espeak (falls back to synthetic when espeak-ng is missing) or synthetic",
+    )
+    add(
+        "--complete-backoff-ms",
+        type=float,
+        default=4000.0,
+        help="default delay of 'complete' after the last chunk (%(default)s)",
+    )
+    add(
+        "--idle-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="close a socket after this long without a client message (%(default)s)",
+    )
+    add("--keep-open", action="store_true", help="do not close the socket after 'complete'")
+    add(
+        "--pace",
+        type=float,
+        default=0.25,
+        help="seconds of sending per second of audio (default %(default)s = 4x real time)",
+    )
+    add("--fast", action="store_true", help="no pacing at all (same as --pace 0)")
+    add("--drop-after", type=int, metavar="N", help="drop the next request's socket after N chunks")
+    add(
+        "--error-next",
+        type=int,
+        default=0,
+        metavar="N",
+        help="refuse the next N requests with a concurrency error frame",
+    )
+    add("--api-key", help="require this bearer key (never printed)")
+    add("--quiet", action="store_true", help="no log lines")
+    return parser
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    args = build_parser(prog).parse_args(argv)
+    _configure_logging(args.quiet)
+    server = LightningServer(
+        args.host,
+        args.port,
+        http_port=args.http_port,
+        account_limit=args.account_limit,
+        complete_backoff_default_ms=args.complete_backoff_ms,
+        idle_timeout_s=args.idle_timeout,
+        first_byte_ms=args.first_byte_ms,
+        close_after_complete=not args.keep_open,
+        voice=args.voice,
+        api_key=args.api_key,
+        pace=0.0 if args.fast else args.pace,
+    )
+    if args.drop_after is not None:
+        server.faults.drop_after(args.drop_after)
+    if args.error_next:
+        server.faults.error_next(args.error_next)
+    try:
+        anyio.run(_serve, server)
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(f"cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _serve(server: LightningServer) -> None:
+    async with server:
+        print(server.ws_url, flush=True)
+        print(server.http_url, flush=True)
+        logger.info("Lightning fake (voice: %s) serving at %s", server.voice, server.ws_url)
+        try:
+            signals = anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM)
+        except NotImplementedError:
+            await anyio.sleep_forever()
+            return
+        with signals as received:
+            async for signum in received:
+                logger.info("stopping on %s", signal.Signals(signum).name)
+                return
+
+
+def _configure_logging(quiet: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("voiceagent")
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING if quiet else logging.INFO)

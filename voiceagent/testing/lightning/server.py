@@ -1,0 +1,372 @@
+"""The Lightning-compatible fake: the streaming WebSocket protocol and the HTTP endpoint.
+
+WebSocket on ``ws_url`` (the ``websockets`` asyncio server); HTTP on a second port
+(``http_url``), because the ``websockets`` handshake parser refuses any request body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hmac
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+from anyio.from_thread import start_blocking_portal
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request as WSRequest
+from websockets.http11 import Response as WSResponse
+
+from voiceagent.testing._http import HTTPServer, Request, Response
+from voiceagent.testing.lightning import voices
+from voiceagent.testing.lightning.faults import CONCURRENCY_CODE, CONCURRENCY_MESSAGE, Faults
+from voiceagent.testing.lightning.wire import (
+    LiveRequest,
+    RecordedTTSRequest,
+    error_frame,
+    http_error,
+    idle_timeout_from,
+    parse_http_body,
+    parse_message,
+    wav_bytes,
+)
+
+logger = logging.getLogger(__name__)
+
+WS_PATH = "/waves/v1/tts/live"
+HTTP_PATH = "/waves/v1/tts"
+
+
+class _Connection:
+    """One client socket: its requests, served one after another in arrival order."""
+
+    def __init__(self, number: int, ws: ServerConnection, account: str, tg: TaskGroup) -> None:
+        self.number = number
+        self.ws = ws
+        self.account = account
+        self.tg = tg
+        self.requests: dict[str, LiveRequest] = {}
+        self.refused: set[str] = set()
+        self.unnamed: str | None = None  # the request of messages that carry no request_id
+        self.unnamed_count = 0
+        # Audio of one request at a time: a later request's first chunk means every earlier
+        # one has sent all of its audio (clients may rely on it).
+        self.audio_lock = asyncio.Lock()
+
+    def request_id_for(self, message: dict[str, Any]) -> str:
+        given = message.get("request_id")
+        if isinstance(given, str) and given:
+            return given
+        live = self.requests.get(self.unnamed or "")
+        if live is None or live.flushed:
+            self.unnamed_count += 1
+            self.unnamed = f"srv-{self.number}-{self.unnamed_count}"
+        return self.unnamed or ""
+
+
+class LightningServer:
+    """A local Lightning-compatible TTS server over real sockets (a fake, not a voice model).
+
+    Runs in the caller's event loop (``async with``, asyncio only), or in a thread
+    (``running_in_thread``). ``pace`` is seconds spent sending per second of audio
+    (0 = as fast as possible).
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        http_port: int = 0,
+        account_limit: int = 1,
+        complete_backoff_default_ms: float = 4000.0,
+        idle_timeout_s: float = 60.0,
+        first_byte_ms: float = 0.0,
+        close_after_complete: bool = True,
+        voice: str = "espeak",
+        api_key: str | None = None,
+        pace: float = 0.0,
+        chunk_ms: float = 40.0,
+        faults: Faults | None = None,
+    ) -> None:
+        self.host = host
+        self.account_limit = account_limit
+        self.complete_backoff_default_ms = complete_backoff_default_ms
+        self.idle_timeout_s = idle_timeout_s
+        self.first_byte_ms = first_byte_ms
+        self.close_after_complete = close_after_complete
+        self.voice = voices.resolve_voice(voice)
+        self.pace = pace
+        self.chunk_ms = chunk_ms
+        self.faults = faults or Faults()
+        self.requests: list[RecordedTTSRequest] = []
+        self.connections = 0
+        self.keepalives = 0
+        self.idle_closes = 0
+        self.active: Counter[str] = Counter()
+        self.peak_active: Counter[str] = Counter()  # per account
+        self._api_key = api_key
+        self._port = port
+        self._ws_server: Server | None = None
+        self._http = HTTPServer(self._serve_http, host, http_port)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def __aenter__(self) -> LightningServer:
+        self._ws_server = await serve(
+            self._serve_socket,
+            self.host,
+            self._port,
+            process_request=self._check_upgrade,
+            compression=None,
+            max_size=2**20,
+        )
+        await self._http.__aenter__()
+        logger.info("Lightning fake listening on %s and %s", self.ws_url, self.http_url)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        server, self._ws_server = self._ws_server, None
+        if server is not None:
+            server.close()
+            await server.wait_closed()
+        await self._http.__aexit__(exc_type, exc, tb)
+
+    @classmethod
+    @contextmanager
+    def running_in_thread(cls, *args: Any, **kwargs: Any) -> Iterator[LightningServer]:
+        """Run a server on its own event loop in a background thread (for synchronous code)."""
+        server = cls(*args, **kwargs)
+        with start_blocking_portal() as portal, portal.wrap_async_context_manager(server):
+            yield server
+
+    @property
+    def port(self) -> int:
+        if self._ws_server is None:
+            raise RuntimeError("the server is not running")
+        return int(self._ws_server.sockets[0].getsockname()[1])
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}{WS_PATH}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.host}:{self._http.port}{HTTP_PATH}"
+
+    @property
+    def max_active(self) -> int:
+        """The most requests ever active at once on one account."""
+        return max(self.peak_active.values(), default=0)
+
+    # -- accounts ----------------------------------------------------------------------
+
+    def _account(self, authorization: str | None) -> str | None:
+        """The account a bearer key names ('' without a key); None when refused."""
+        scheme, _, key = (authorization or "").partition(" ")
+        key = key.strip() if scheme.lower() == "bearer" else ""
+        if self._api_key is not None and not hmac.compare_digest(key, self._api_key):
+            return None
+        return key
+
+    def _admit(self, record: RecordedTTSRequest) -> tuple[str, str] | None:
+        """Take an account slot, or say why not (message, code)."""
+        injected = self.faults.take_error()
+        if injected is not None:
+            return injected.message, injected.code
+        if self.account_limit and self.active[record.account] >= self.account_limit:
+            return CONCURRENCY_MESSAGE, CONCURRENCY_CODE
+        self.active[record.account] += 1
+        peak = max(self.peak_active[record.account], self.active[record.account])
+        self.peak_active[record.account] = peak
+        return None
+
+    def _release(self, live: LiveRequest, status: str) -> None:
+        if live.released:
+            return
+        live.released = True
+        live.record.status = status
+        live.record.ended_at = time.monotonic()
+        self.active[live.record.account] -= 1
+
+    # -- WebSocket ---------------------------------------------------------------------
+
+    def _check_upgrade(self, connection: ServerConnection, request: WSRequest) -> WSResponse | None:
+        if request.path.split("?", 1)[0].rstrip("/") != WS_PATH:
+            return connection.respond(404, f"no WebSocket endpoint at this path; use {WS_PATH}\n")
+        if self._account(request.headers.get("Authorization")) is None:
+            return connection.respond(401, "invalid or missing API key\n")
+        return None
+
+    async def _serve_socket(self, ws: ServerConnection) -> None:
+        self.connections += 1
+        assert ws.request is not None
+        headers: Headers = ws.request.headers
+        account = self._account(headers.get("Authorization")) or ""
+        timeout = idle_timeout_from(ws.request.path, self.idle_timeout_s)
+        conn: _Connection | None = None
+        try:
+            async with anyio.create_task_group() as tg:
+                conn = _Connection(self.connections, ws, account, tg)
+                await self._receive(conn, timeout)
+                tg.cancel_scope.cancel()
+        finally:
+            for live in conn.requests.values() if conn else ():
+                self._release(live, "dropped" if live.dropped else "closed")
+
+    async def _receive(self, conn: _Connection, idle_s: float) -> None:
+        while True:
+            with anyio.move_on_after(idle_s) as idle:
+                try:
+                    message = await conn.ws.recv()
+                except ConnectionClosed:
+                    return
+            if idle.cancelled_caught:
+                self.idle_closes += 1
+                await conn.ws.close(1000, "idle timeout")
+                return
+            if isinstance(message, str) and not message.strip():
+                self.keepalives += 1  # a keepalive: it only resets the idle timer
+                continue
+            await self._on_message(conn, message)
+
+    async def _on_message(self, conn: _Connection, message: str | bytes) -> None:
+        parsed, problem = parse_message(message)
+        if parsed is None:
+            await _send(conn.ws, error_frame(None, problem, "bad_request"))
+            return
+        rid = conn.request_id_for(parsed)
+        if rid in conn.refused:
+            await _send(conn.ws, error_frame(rid, CONCURRENCY_MESSAGE, CONCURRENCY_CODE))
+            return
+        live = conn.requests.get(rid)
+        if live is None:
+            record = RecordedTTSRequest(rid, conn.number, conn.account, "ws", dict(parsed))
+            record.config.pop("text", None)
+            self.requests.append(record)
+            refusal = self._admit(record)
+            if refusal is not None:
+                record.status, record.error = "refused", refusal[1]
+                conn.refused.add(rid)
+                await _send(conn.ws, error_frame(rid, *refusal))
+                return
+            live = LiveRequest(record, self.complete_backoff_default_ms)
+            live.drop_after = self.faults.take_drop()
+            live.first_byte_ms = self.first_byte_ms + self.faults.take_delay()
+            conn.requests[rid] = live
+            conn.tg.start_soon(self._serve_request, conn, live)
+        live.add(parsed)
+
+    async def _serve_request(self, conn: _Connection, live: LiveRequest) -> None:
+        try:
+            while True:
+                async with conn.audio_lock:
+                    await self._speak(conn, live)
+                # `complete` comes complete_backoff_ms after the last chunk, unless more text
+                # for this request arrives first; the account slot is held until then.
+                with anyio.move_on_after(live.backoff_ms / 1000):
+                    await live.changed()
+                    continue
+                break
+            await _send(conn.ws, {"status": "complete", "request_id": live.record.request_id})
+            self._release(live, "complete")
+            others = [r for r in conn.requests.values() if not r.released]
+            if self.close_after_complete and not others:
+                await conn.ws.close(1000, "complete")
+        except ConnectionClosed:
+            return
+
+    async def _speak(self, conn: _Connection, live: LiveRequest) -> None:
+        """Send audio for the text as it becomes ready, until the request is flushed."""
+        while True:
+            piece = live.take()
+            if piece:
+                await self._send_audio(conn, live, piece)
+            elif live.flushed:
+                return
+            else:
+                waited = live.max_buffer_flush_ms / 1000 if live.max_buffer_flush_ms else None
+                with anyio.move_on_after(waited):
+                    await live.changed()
+                    continue
+                live.force = True  # max_buffer_flush_ms passed with no new text
+
+    async def _send_audio(self, conn: _Connection, live: LiveRequest, text: str) -> None:
+        config, record = live.record.config, live.record
+        rate = int(config.get("sample_rate", 44100))
+        speed = float(config.get("speed", 1.0))
+        record.pieces.append(text)
+        pcm = await voices.render(self.voice, text, rate, speed, str(config.get("language", "en")))
+        step = 2 * max(1, round(rate * self.chunk_ms / 1000))
+        for start in range(0, len(pcm), step):
+            if record.chunks == 0 and live.first_byte_ms > 0:
+                await anyio.sleep(live.first_byte_ms / 1000)
+            if live.drop_after is not None and record.chunks >= live.drop_after:
+                live.dropped = True
+                conn.ws.transport.abort()  # a drop: no close frame, no complete
+                await anyio.sleep_forever()
+            chunk = pcm[start : start + step]
+            data = {"audio": base64.b64encode(chunk).decode("ascii")}
+            await _send(conn.ws, {"status": "chunk", "request_id": record.request_id, "data": data})
+            if record.chunks == 0:
+                record.first_chunk_at = time.monotonic()
+            record.chunks += 1
+            record.samples += len(chunk) // 2
+            if self.pace > 0:
+                await anyio.sleep(self.pace * len(chunk) / 2 / rate)
+
+    # -- HTTP --------------------------------------------------------------------------
+
+    async def _serve_http(self, request: Request) -> Response:
+        if request.path.rstrip("/") != HTTP_PATH:
+            return http_error(404, f"no route for {request.method} {request.path}", "not_found")
+        if request.method != "POST":
+            return http_error(405, f"use POST for {HTTP_PATH}", "method_not_allowed")
+        account = self._account(request.header("authorization"))
+        if account is None:
+            return http_error(401, "invalid or missing API key", "unauthorized")
+        body, problem = parse_http_body(request.body)
+        if body is None:
+            return http_error(400, problem, "bad_request")
+        rid = f"http-{len(self.requests) + 1}"
+        record = RecordedTTSRequest(rid, 0, account, "http", {k: v for k, v in body.items()})
+        record.fragments.append(str(record.config.pop("text")))
+        record.accept = request.header("accept")
+        self.requests.append(record)
+        refusal = self._admit(record)
+        if refusal is not None:
+            record.status, record.error = "refused", refusal[1]
+            status = 429 if refusal[1] == CONCURRENCY_CODE else 400
+            return http_error(status, refusal[0], refusal[1], retry_after=status == 429)
+        live = LiveRequest(record, 0.0)
+        try:
+            delay = self.first_byte_ms + self.faults.take_delay()
+            if delay > 0:
+                await anyio.sleep(delay / 1000)
+            rate, speed = int(body["sample_rate"]), float(body["speed"])
+            pcm = await voices.render(self.voice, record.text, rate, speed, str(body["language"]))
+        finally:
+            self._release(live, "complete")
+        record.samples = len(pcm) // 2
+        if body["output_format"] == "wav":
+            return Response(200, [("content-type", "audio/wav")], wav_bytes(pcm, rate))
+        return Response(200, [("content-type", "audio/pcm")], pcm)
+
+
+async def _send(ws: ServerConnection, payload: dict[str, Any]) -> None:
+    await ws.send(json.dumps(payload, separators=(",", ":")))
