@@ -11,7 +11,6 @@ from voiceagent import __version__
 
 # subcommand -> the issue that brings it, for the ones this version does not run yet
 _NOT_YET = {
-    "chat": "the turn engine",
     "demo": "the mic-to-speaker demo",
     "phone": "the phone bots",
 }
@@ -55,7 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"voiceagent {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    chat = sub.add_parser("chat", help="talk to an agent by text or a WAV file")
+    chat = sub.add_parser(
+        "chat",
+        help="talk to an agent by text or a WAV file",
+        description="Talk to an agent by text: what it says goes to stdout, one line per "
+        "turn; everything else to stderr. The agent's greeting is not spoken in chat (it is "
+        "for phone bots and the demo). Without an agent reference, the built-in demo agent.",
+    )
     chat.add_argument("agent", nargs="?", help="FILE.py[:NAME] or module[:NAME]")
     source = chat.add_mutually_exclusive_group()
     source.add_argument("--say", metavar="TEXT", help="one turn with this text (else stdin lines)")
@@ -98,9 +103,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    if args.command == "chat":
+        from voiceagent.chat import main as chat_main
+
+        return chat_main(args)
     print(
         f"voiceagent {args.command} is not available yet: it arrives with "
-        f"{_NOT_YET[args.command]}. What works now: voiceagent sim.",
+        f"{_NOT_YET[args.command]}. What works now: voiceagent chat and voiceagent sim.",
         file=sys.stderr,
     )
     return 2
