@@ -11,8 +11,13 @@ TYPECHECK := $(VENV)/typecheck
 
 .PHONY: demo test lint typecheck pytest bench clean system
 
+# Two questions to the built-in demo agent in one session (with no key: the local
+# simulator); the spoken replies land in demo-reply.wav, each turn's timeline beside it.
+DEMO_QUESTIONS := "What's the weather in Paris?" "What is 12 times 7?"
+
 demo: $(STAMP)
-	$(BIN)/python examples/sim_conversation.py
+	printf '%s\n' $(DEMO_QUESTIONS) | $(BIN)/voiceagent chat --out demo-reply.wav \
+		--timeline demo-timeline.json --timeline-html demo-timeline.html
 
 test: lint typecheck pytest
 
