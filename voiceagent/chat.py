@@ -158,14 +158,18 @@ async def session(setup: Setup, reader: LineReader) -> int:
                 tg.start_soon(speaker.play, speech, name="speaker")
             if setup.say is None and reader.interactive:
                 print("Type a message and press Enter; Ctrl-D ends.", file=sys.stderr)
-            while (text := await _next_text(setup.say, reader)) is not None:
-                result = await engine.run(text)
-                _write_timelines(setup, timeline)  # before the line: a reader of stdout may look
-                print(" ".join(result.heard.split()), flush=True)
-                print(result.timeline.lanes(_width()), file=sys.stderr, flush=True)
-                failed += result.reason == "error"
-                if setup.say is not None:
-                    break
+            try:
+                while (text := await _next_text(setup.say, reader)) is not None:
+                    result = await engine.run(text)
+                    _write_timelines(setup, timeline)  # before the line: stdout readers may look
+                    print(" ".join(result.heard.split()), flush=True)
+                    print(result.timeline.lanes(_width()), file=sys.stderr, flush=True)
+                    failed += result.reason == "error"
+                    if setup.say is not None:
+                        break
+            finally:
+                if timeline.turns:  # an interrupted turn is kept too (its turn.end says so)
+                    _write_timelines(setup, timeline)
             tg.cancel_scope.cancel()  # the speaker plays until stopped: the WAV closes here
     return 1 if failed else 0
 
