@@ -92,3 +92,18 @@ async def test_a_cancel_at_every_event_leaves_a_valid_history(interruptible: boo
         outcome = await run_turn(interruptible, cancel_at=k)
         assert outcome["cancelled"] or k >= len(outcome["events"]) - 1, k
         check_history(outcome, interruptible)
+
+
+async def test_a_turn_cancelled_while_its_audio_plays_ends_as_cancelled() -> None:
+    async with turn_rig([{"text": "A fairly long reply that takes a while to play."}]) as rig:
+        with anyio.CancelScope() as scope:
+
+            def on_event(turn: TurnTimeline, event: TimelineEvent) -> None:
+                if event.kind == "audio.start":
+                    scope.cancel()
+
+            rig.engine.timeline.on_event = on_event
+            await rig.engine.run("Talk to me.")
+        (turn,) = rig.engine.timeline.turns
+    (end,) = [e for e in turn.events if e.kind == "turn.end"]
+    assert end.attrs["reason"] == "cancelled"

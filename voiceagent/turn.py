@@ -108,10 +108,11 @@ class TurnEngine:
         reason = "cancelled"
         try:
             async with anyio.create_task_group() as tg:
-                reason = await self._rounds(tg, tl, rounds)
+                outcome = await self._rounds(tg, tl, rounds)
                 for rnd in rounds:
                     for segment in rnd.segments:
                         await segment.wait()
+                reason = outcome  # only once everything has played
         finally:
             if self.speech is not None:  # nothing of this turn plays after it ends
                 self.speech.cancel([s for r in rounds for s in r.segments if not s.finished])
