@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from voiceagent.agent import Agent
-from voiceagent.toolkit import tool
+from voiceagent import Agent, tool
 from voiceagent.tools.weather import WeatherClient, WeatherError
 
 
