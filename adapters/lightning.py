@@ -118,8 +118,16 @@ class LightningTTS:
     # -- one segment ---------------------------------------------------------------------
 
     async def synthesize(self, fragments: AsyncIterable[str]) -> AsyncIterator[bytes]:
-        tg = await self._start()
         limiter = account_limiter(self.url, self._api_key, self.max_concurrent)
+        # The place in the account's queue is taken at the call, before any await: segments
+        # get the account's slot in the order the engine opened them.
+        ticket = limiter.join() if limiter is not None else None
+        try:
+            tg = await self._start()
+        except BaseException:
+            if limiter is not None and ticket is not None:
+                limiter.leave(ticket)
+            raise
         send, inbox = anyio.create_memory_object_stream[Event](max_buffer_size=math.inf)
         self._inboxes.add(send)
         pump = anyio.CancelScope()
@@ -128,7 +136,7 @@ class LightningTTS:
         try:
             while True:
                 event = await inbox.receive()
-                pcm = await self._handle(seg, event, limiter)
+                pcm = await self._handle(seg, event, ticket, limiter)
                 if pcm:
                     yield pcm
                 if seg.finished:
@@ -139,21 +147,24 @@ class LightningTTS:
             self._forget(seg.request_id)
             if seg.request_id is not None and not seg.finished and seg.ws is not None:
                 self._abandon(seg.ws)  # barge-in: no cancel message exists, close the socket
-            if seg.holding_slot and limiter is not None:
-                limiter.release()
+            if limiter is not None and ticket is not None:
+                limiter.leave(ticket)
             send.close()
             inbox.close()
 
     async def _handle(
-        self, seg: SegmentState, event: Event, limiter: AccountLimiter | None
+        self,
+        seg: SegmentState,
+        event: Event,
+        ticket: anyio.Event | None,
+        limiter: AccountLimiter | None,
     ) -> bytes:
         """Advance a segment by one event; the audio to yield, if any."""
         if isinstance(event, Fragment):
             seg.text += event.text
             if seg.request_id is None and seg.text.strip():
-                if limiter is not None:
-                    await limiter.acquire()
-                seg.holding_slot = limiter is not None
+                if ticket is not None:
+                    await ticket.wait()  # the account's slot
                 await self._open_request(seg)
             elif seg.request_id is not None and event.text:
                 await self._send(seg, event.text, more=True)
@@ -381,7 +392,7 @@ class LightningTTS:
             if mine:
                 request = self._requests[mine[0][1]]
         if request is None:
-            logger.warning("Lightning error for no live request: %s", error)
+            logger.debug("Lightning error for a request no longer live: %s", error)
             return
         rid = next(rid for rid, r in self._requests.items() if r is request)
         _post(request.inbox, Failed(rid, error))

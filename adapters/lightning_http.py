@@ -84,13 +84,14 @@ class LightningHTTPTTS:
 
     async def _request(self, text: str) -> bytes:
         limiter = account_limiter(self.url, self._api_key, self.max_concurrent)
-        if limiter is not None:
-            await limiter.acquire()
+        if limiter is None:
+            return await self._post_until_served(text)
+        ticket = limiter.join()
         try:
+            await ticket.wait()
             return await self._post_until_served(text)
         finally:
-            if limiter is not None:
-                limiter.release()
+            limiter.leave(ticket)
 
     async def _post_until_served(self, text: str) -> bytes:
         import httpx2

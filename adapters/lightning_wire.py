@@ -7,6 +7,7 @@ import hashlib
 import logging
 import re
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -117,19 +118,35 @@ wire_logger.addFilter(_MaskBearer())
 
 
 class AccountLimiter:
-    """Slots for an account's concurrent requests, queued in order; shared in a process."""
+    """Slots for an account's concurrent requests, shared in a process, granted in the
+    order requests joined the queue (so a filler always goes before its answer)."""
 
     def __init__(self, slots: int) -> None:
-        self._slots = anyio.Semaphore(slots)
+        self._free = slots
+        self._queue: deque[anyio.Event] = deque()
         self._released = anyio.Event()
 
-    async def acquire(self) -> None:
-        await self._slots.acquire()
+    def join(self) -> anyio.Event:
+        """A place in the queue, taken now; the event is set when a slot is ours."""
+        ticket = anyio.Event()
+        self._queue.append(ticket)
+        self._grant()
+        return ticket
 
-    def release(self) -> None:
-        self._slots.release()
-        self._released.set()
-        self._released = anyio.Event()
+    def leave(self, ticket: anyio.Event) -> None:
+        """Give the slot back (or the place in the queue, if no slot came yet)."""
+        if ticket.is_set():
+            self._free += 1
+            self._released.set()
+            self._released = anyio.Event()
+        elif ticket in self._queue:
+            self._queue.remove(ticket)
+        self._grant()
+
+    def _grant(self) -> None:
+        while self._free > 0 and self._queue:
+            self._free -= 1
+            self._queue.popleft().set()
 
     async def released(self) -> None:
         """Until one of this process's requests on the account ends."""
@@ -217,7 +234,6 @@ class SegmentState:
         self.request_id: str | None = None
         self.ws: ClientConnection | None = None
         self.sent_flush = False
-        self.holding_slot = False
         self.delivered = 0  # bytes handed on (or held in carry)
         self.attempt_bytes = 0  # bytes the current attempt has produced
         self._carry = b""  # an odd trailing byte, until its sample is complete

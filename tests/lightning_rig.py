@@ -32,3 +32,12 @@ async def speak(tts: LightningTTS, *texts: str) -> bytes:
 def expected(text: str, rate: int = RATE) -> bytes:
     """What the synthetic voice says for ``text``: exact, whatever the fragmenting."""
     return voices.synthetic(text, rate)
+
+
+async def until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Until ``condition()`` holds (polled: the server's counters have no events)."""
+    with anyio.fail_after(timeout_s):
+        while True:
+            if condition():
+                return
+            await anyio.sleep(0.02)

@@ -39,6 +39,7 @@ from voiceagent.testing.lightning.wire import (
     parse_http_body,
     parse_message,
     wav_bytes,
+    wire_logger,
 )
 
 logger = logging.getLogger(__name__)
@@ -130,6 +131,7 @@ class LightningServer:
             process_request=self._check_upgrade,
             compression=None,
             max_size=2**20,
+            logger=wire_logger,
         )
         await self._http.__aenter__()
         logger.info("Lightning fake listening on %s and %s", self.ws_url, self.http_url)

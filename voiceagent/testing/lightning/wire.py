@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
 import time
 import wave
@@ -21,6 +22,24 @@ OUTPUT_FORMATS = ("pcm", "wav")  # mp3, ulaw and alaw exist upstream, not in thi
 _REQUEST_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 # Where buffered text may be voiced before the flush: after a sentence end and its space.
 _SENTENCE_END = re.compile(r"(?:[.!?।॥]+[\"'”’)\]]*\s+|[。！？]+)")
+
+
+class _MaskBearer(logging.Filter):
+    """websockets logs handshake headers at DEBUG: mask bearer keys in them."""
+
+    _BEARER = re.compile(r"(?i)\b(bearer\s+)\S+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                self._BEARER.sub(r"\1***", arg) if isinstance(arg, str) else arg
+                for arg in record.args
+            )
+        return True
+
+
+wire_logger = logging.getLogger("voiceagent.testing.lightning.wire")
+wire_logger.addFilter(_MaskBearer())
 
 
 @dataclass
