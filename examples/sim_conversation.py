@@ -1,8 +1,8 @@
 """A short scripted conversation with tools, streamed through voiceagent's Electron client.
 
 Endpoint by DESIGN.md's table: ELECTRON_BASE_URL, else Electron with SMALLEST_API_KEY,
-else `voiceagent sim` (the local simulator, started here). `make demo` runs this until the
-turn engine and the live demo land.
+else `voiceagent sim` (the local simulator, started here). It shows the client alone, below
+the turn engine: run it as `.venv/bin/python examples/sim_conversation.py`.
 """
 
 from __future__ import annotations
