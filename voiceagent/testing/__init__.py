@@ -2,6 +2,7 @@
 
 ``ElectronServer`` is an Electron-compatible chat-completions server (a simulator, not a model).
 ``LightningServer`` is a Lightning-compatible TTS server (WebSocket streaming and HTTP).
+``PulseServer`` is a Pulse-compatible streaming STT server (a real VAD; whisper or a table).
 ``TestTTS`` is an in-process fake TTS that makes real, deterministic PCM.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["ElectronServer", "LightningServer", "TestTTS"]
+__all__ = ["ElectronServer", "LightningServer", "PulseServer", "TestTTS"]
 
 
 def __getattr__(name: str) -> Any:
@@ -21,6 +22,10 @@ def __getattr__(name: str) -> Any:
         from voiceagent.testing.lightning import LightningServer
 
         return LightningServer
+    if name == "PulseServer":
+        from voiceagent.testing.pulse import PulseServer
+
+        return PulseServer
     if name == "TestTTS":
         from voiceagent.testing.tts import TestTTS
 
@@ -31,4 +36,5 @@ def __getattr__(name: str) -> Any:
 if TYPE_CHECKING:
     from voiceagent.testing.electron import ElectronServer
     from voiceagent.testing.lightning import LightningServer
+    from voiceagent.testing.pulse import PulseServer
     from voiceagent.testing.tts import TestTTS
