@@ -6,24 +6,20 @@ Every segment of a session rides that one socket under its own request_id; see L
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import json
 import logging
 import math
 import secrets
 import time
 from collections.abc import AsyncIterable, AsyncIterator
-from typing import Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
-from voiceagent.adapters.lightning_wire import (
-    AccountLimiter,
+from voiceagent.adapters.lightning_segment import (
     Audio,
     Closed,
     Complete,
@@ -33,13 +29,18 @@ from voiceagent.adapters.lightning_wire import (
     Fragment,
     InputEnd,
     InputFailed,
+    Request,
+    SegmentState,
+    open_socket,
+    post,
+    pump,
+    route,
+)
+from voiceagent.adapters.lightning_wire import (
+    AccountLimiter,
     LightningError,
     LightningOptions,
-    SegmentState,
     account_limiter,
-    auth_headers,
-    error_from_frame,
-    wire_logger,
 )
 
 logger = logging.getLogger(__name__)
@@ -47,13 +48,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_URL = "wss://api.smallest.ai/waves/v1/tts/live"
 MAX_DROPS = 3  # consecutive drops of one segment without new audio before giving up
 QUEUE_TIMEOUT_S = 60.0  # how long a segment keeps retrying the account's concurrency limit
-
-
-class _Request:
-    """One attempt of a segment on one socket: where its events go."""
-
-    def __init__(self, inbox: MemoryObjectSendStream[Event], ws: ClientConnection, seq: int):
-        self.inbox, self.ws, self.seq, self.flushed = inbox, ws, seq, False
 
 
 class LightningTTS:
@@ -89,7 +83,7 @@ class LightningTTS:
         self._api_key = api_key
         self._ws: ClientConnection | None = None
         self._sockets: set[ClientConnection] = set()
-        self._requests: dict[str, _Request] = {}
+        self._requests: dict[str, Request] = {}
         self._inboxes: set[MemoryObjectSendStream[Event]] = set()
         self._connect_lock = anyio.Lock()
         self._count = 0
@@ -130,8 +124,8 @@ class LightningTTS:
             raise
         send, inbox = anyio.create_memory_object_stream[Event](max_buffer_size=math.inf)
         self._inboxes.add(send)
-        pump = anyio.CancelScope()
-        tg.start_soon(_pump, fragments, send, pump)
+        stop_pump = anyio.CancelScope()
+        tg.start_soon(pump, fragments, send, stop_pump)
         seg = SegmentState(send)
         try:
             while True:
@@ -142,7 +136,7 @@ class LightningTTS:
                 if seg.finished:
                     return
         finally:
-            pump.cancel()
+            stop_pump.cancel()
             self._inboxes.discard(send)
             self._forget(seg.request_id)
             if seg.request_id is not None and not seg.finished and seg.ws is not None:
@@ -216,7 +210,7 @@ class LightningTTS:
             ws = await self._socket()
             self._count += 1
             rid = f"seg-{self._count}-{secrets.token_hex(4)}"
-            self._requests[rid] = _Request(seg.inbox, ws, self._count)
+            self._requests[rid] = Request(seg.inbox, ws, self._count)
             seg.restart(rid, ws)
             try:
                 await self._write(ws, self._message(rid, seg.text, more=True))
@@ -286,36 +280,12 @@ class LightningTTS:
             ws = self._ws
             if ws is not None and ws.state is State.OPEN:
                 return ws
-            ws = self._ws = await self._connect()
+            ws = self._ws = await open_socket(self.url, self._api_key)
+            self.connections += 1
             self._sockets.add(ws)
             assert self._tg is not None
             self._tg.start_soon(self._serve_socket, ws)
             return ws
-
-    async def _connect(self) -> ClientConnection:
-        for attempt in range(3):
-            try:
-                ws = await connect(
-                    self.url,
-                    additional_headers=auth_headers(self._api_key),
-                    compression=None,  # base64 PCM hardly compresses; deflate only adds latency
-                    max_size=2**24,
-                    logger=wire_logger,
-                )
-            except InvalidStatus as exc:
-                status = exc.response.status_code
-                if status in (401, 403) or attempt == 2:
-                    raise LightningError(
-                        f"Lightning refused the connection (HTTP {status})", status=status
-                    ) from None
-            except (OSError, TimeoutError, WebSocketException) as exc:
-                if attempt == 2:
-                    raise LightningError(f"cannot connect to Lightning: {exc}") from None
-            else:
-                self.connections += 1
-                return ws
-            await anyio.sleep(0.1 * 2**attempt)
-        raise AssertionError("unreachable")
 
     def _abandon(self, ws: ClientConnection) -> None:
         """Stop using a socket and close it; the next request opens a new one."""
@@ -331,7 +301,7 @@ class LightningTTS:
                 tg.start_soon(self._keepalive, ws)
                 try:
                     async for raw in ws:
-                        self._dispatch(ws, raw)
+                        route(self._requests, ws, raw)
                 except ConnectionClosed:
                     pass
                 tg.cancel_scope.cancel()
@@ -341,7 +311,7 @@ class LightningTTS:
                 self._ws = None
             for rid, request in list(self._requests.items()):
                 if request.ws is ws:
-                    _post(request.inbox, Dropped(rid))
+                    post(request.inbox, Dropped(rid))
 
     async def _keepalive(self, ws: ClientConnection) -> None:
         # Any client message resets the server's idle timer; a space is the documented one.
@@ -355,53 +325,11 @@ class LightningTTS:
             except ConnectionClosed:
                 return
 
-    def _dispatch(self, ws: ClientConnection, raw: str | bytes) -> None:
-        try:
-            message: Any = json.loads(raw)
-        except ValueError:
-            return
-        if not isinstance(message, dict):
-            return
-        status, rid = message.get("status"), message.get("request_id")
-        request = self._requests.get(rid) if isinstance(rid, str) else None
-        if status == "chunk":
-            data = message.get("data")
-            if request is None or not isinstance(data, dict):
-                return  # late audio of a cancelled or replaced request: dropped
-            try:
-                pcm = base64.b64decode(str(data.get("audio", "")), validate=True)
-            except (binascii.Error, ValueError):
-                return
-            for other_id, other in list(self._requests.items()):
-                # The server speaks one request at a time: an earlier one is done.
-                if other.ws is ws and other.seq < request.seq and other.flushed:
-                    _post(other.inbox, Complete(other_id))
-            _post(request.inbox, Audio(str(rid), pcm))
-        elif status == "complete" and request is not None:
-            _post(request.inbox, Complete(str(rid)))
-        elif status == "error":
-            self._dispatch_error(ws, message, request)
-
-    def _dispatch_error(
-        self, ws: ClientConnection, message: dict[str, Any], request: _Request | None
-    ) -> None:
-        error = error_from_frame(message)
-        if request is None and message.get("request_id") is None:
-            # No request_id: blame the oldest request on this socket still waiting for audio.
-            mine = sorted((r.seq, rid) for rid, r in self._requests.items() if r.ws is ws)
-            if mine:
-                request = self._requests[mine[0][1]]
-        if request is None:
-            logger.debug("Lightning error for a request no longer live: %s", error)
-            return
-        rid = next(rid for rid, r in self._requests.items() if r is request)
-        _post(request.inbox, Failed(rid, error))
-
     async def aclose(self) -> None:
         """Close the socket and end the instance's tasks; running segments fail."""
         self._closed = True
         for inbox in list(self._inboxes):
-            _post(inbox, Closed(LightningError("this LightningTTS was closed")))
+            post(inbox, Closed(LightningError("this LightningTTS was closed")))
         self._scope.cancel()
         if self._runner is not None:
             with anyio.CancelScope(shield=True):
@@ -411,26 +339,6 @@ class LightningTTS:
                 await ws.close()
         self._sockets.clear()
         self._ws = None
-
-
-async def _pump(
-    fragments: AsyncIterable[str], inbox: MemoryObjectSendStream[Event], scope: anyio.CancelScope
-) -> None:
-    """Feed a phrase's fragments into its segment's inbox as they arrive."""
-    with scope:
-        try:
-            async for text in fragments:
-                _post(inbox, Fragment(text))
-            _post(inbox, InputEnd())
-        except Exception as exc:
-            _post(inbox, InputFailed(exc))
-
-
-def _post(inbox: MemoryObjectSendStream[Event], event: Event) -> None:
-    try:
-        inbox.send_nowait(event)
-    except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-        pass  # the segment has ended: nothing to tell it
 
 
 __all__ = ["DEFAULT_URL", "LightningError", "LightningTTS"]

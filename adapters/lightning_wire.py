@@ -1,12 +1,10 @@
-"""What both Lightning adapters share: options, errors, auth headers, the account limiter,
-and the events and bookkeeping of one streamed segment."""
+"""What both Lightning adapters share: options, errors, auth headers, the account limiter."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 import re
-import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -14,8 +12,6 @@ from urllib.parse import urlsplit
 
 import anyio
 from anyio.lowlevel import RunVar
-from anyio.streams.memory import MemoryObjectSendStream
-from websockets.asyncio.client import ClientConnection
 
 MODELS = ("lightning_v3.1", "lightning_v3.1_pro")
 DEFAULT_VOICES = {"lightning_v3.1": "sophia", "lightning_v3.1_pro": "meher"}
@@ -169,94 +165,3 @@ def account_limiter(url: str, api_key: str | None, slots: int) -> AccountLimiter
     if key not in limiters:
         limiters[key] = AccountLimiter(slots)
     return limiters[key]
-
-
-# -- a segment's inbox: everything that happens to it, in order -----------------------------
-
-
-@dataclass(frozen=True)
-class Fragment:
-    text: str
-
-
-@dataclass(frozen=True)
-class InputEnd:
-    pass
-
-
-@dataclass(frozen=True)
-class InputFailed:
-    error: Exception
-
-
-@dataclass(frozen=True)
-class Closed:
-    error: LightningError
-
-
-@dataclass(frozen=True)
-class Audio:
-    request_id: str
-    pcm: bytes
-
-
-@dataclass(frozen=True)
-class Complete:
-    request_id: str
-
-
-@dataclass(frozen=True)
-class Dropped:
-    request_id: str
-
-
-@dataclass(frozen=True)
-class Failed:
-    request_id: str
-    error: LightningError
-
-
-Event = Fragment | InputEnd | InputFailed | Closed | Audio | Complete | Dropped | Failed
-
-
-class SegmentState:
-    """One phrase's progress across attempts: its text, and the audio already handed on.
-
-    A re-sent segment starts its audio from the beginning again: ``take`` discards as
-    many bytes as were already delivered, so nothing is heard twice.
-    """
-
-    def __init__(self, inbox: MemoryObjectSendStream[Event]) -> None:
-        self.inbox = inbox
-        self.text = ""
-        self.input_done = False
-        self.finished = False
-        self.request_id: str | None = None
-        self.ws: ClientConnection | None = None
-        self.sent_flush = False
-        self.delivered = 0  # bytes handed on (or held in carry)
-        self.attempt_bytes = 0  # bytes the current attempt has produced
-        self._carry = b""  # an odd trailing byte, until its sample is complete
-        self.drops = 0
-        self.progress_mark = 0
-        self.concurrency_retries = 0
-        self.started_at = time.monotonic()
-
-    def restart(self, request_id: str, ws: ClientConnection) -> None:
-        self.request_id, self.ws = request_id, ws
-        self.attempt_bytes = 0
-        self.sent_flush = False
-        self.delivered -= len(self._carry)
-        self._carry = b""
-
-    def take(self, pcm: bytes) -> bytes:
-        """The new part of a chunk of the current attempt, in whole samples."""
-        start = self.attempt_bytes
-        self.attempt_bytes += len(pcm)
-        if self.attempt_bytes <= self.delivered:
-            return b""
-        data = self._carry + pcm[max(0, self.delivered - start) :]
-        self.delivered = self.attempt_bytes
-        whole = len(data) - len(data) % 2
-        self._carry = data[whole:]
-        return data[:whole]
