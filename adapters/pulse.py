@@ -143,9 +143,7 @@ class _RedactBearer(logging.Filter):
     """websockets logs the upgrade's headers at DEBUG level: keep the key out of them."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and any(
-            isinstance(a, str) and a.lower().startswith("bearer ") for a in record.args
-        ):
+        if isinstance(record.args, tuple):
             record.args = tuple(
                 "Bearer [redacted]" if isinstance(a, str) and a.lower().startswith("bearer ") else a
                 for a in record.args

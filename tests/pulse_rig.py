@@ -55,9 +55,7 @@ async def send_in_chunks(stream: PulseStream, data: bytes, chunk_bytes: int = 22
         await stream.send_audio(data[start : start + chunk_bytes])
 
 
-async def events_until(
-    stream: PulseStream, done: Any, limit_s: float = 15.0
-) -> list[STTEvent]:
+async def events_until(stream: PulseStream, done: Any, limit_s: float = 15.0) -> list[STTEvent]:
     """Events until ``done(event)`` is true (a safety limit, not a timing assert)."""
     seen: list[STTEvent] = []
     with anyio.fail_after(limit_s):

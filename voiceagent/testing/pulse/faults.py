@@ -47,6 +47,13 @@ class Faults:
         with self._lock:
             self._final_delays.extend([ms] * times)
 
+    def clear(self) -> None:
+        with self._lock:
+            self._drops.clear()
+            self._errors.clear()
+            self._refusals = 0
+            self._final_delays.clear()
+
     def take_connection(self) -> ConnectionFaults:
         with self._lock:
             refuse = self._refusals > 0

@@ -20,6 +20,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request as WSRequest
 from websockets.http11 import Response as WSResponse
+from websockets.protocol import State
 
 from voiceagent.testing.pulse import wire
 from voiceagent.testing.pulse.faults import ConnectionFaults, Faults
@@ -33,6 +34,22 @@ from voiceagent.testing.pulse.transcribe import (
 from voiceagent.testing.pulse.vad import make_vad
 
 logger = logging.getLogger(__name__)
+
+
+class _RedactBearer(logging.Filter):
+    """websockets logs the upgrade's headers at DEBUG level: keep clients' keys out of them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                "Bearer [redacted]" if isinstance(a, str) and a.lower().startswith("bearer ") else a
+                for a in record.args
+            )
+        return True
+
+
+_wire_logger = logging.getLogger(f"{__name__}.wire")
+_wire_logger.addFilter(_RedactBearer())
 
 
 @dataclass
@@ -103,6 +120,7 @@ class PulseServer:
         self._port = port
         self._server: Server | None = None
         self._whisper: dict[str, WhisperTranscriber] = {}
+        self._live: dict[ServerConnection, RecordedConnection] = {}
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -114,6 +132,7 @@ class PulseServer:
             process_request=self._check_upgrade,
             compression=None,
             max_size=2**20,
+            logger=_wire_logger,
         )
         logger.info("Pulse fake (%s) listening on %s", self.transcriber_name, self.url)
         return self
@@ -146,6 +165,13 @@ class PulseServer:
     @property
     def url(self) -> str:
         return f"ws://{self.host}:{self.port}{wire.WS_PATH}"
+
+    def drop_all(self) -> int:
+        """Drop every open connection now (TCP abort, no close frame); how many were open."""
+        for ws, record in list(self._live.items()):
+            record.dropped = True
+            ws.transport.abort()
+        return len(self._live)
 
     # -- connections -------------------------------------------------------------------
 
@@ -216,12 +242,18 @@ class PulseServer:
             else max(1000.0, self.partial_every_ms)
         )
         session = StreamSession(session_id, config, vad, transcriber, every, emit)
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._sender, ws, record, outbox)
-            try:
-                await self._receive(ws, record, session, faults, send)
-            finally:
-                send.close()
+        self._live[ws] = record
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._sender, ws, record, outbox)
+                try:
+                    await self._receive(ws, record, session, faults, send)
+                finally:
+                    send.close()
+                if ws.state is State.CLOSED:  # nobody left to send to (held finals included)
+                    tg.cancel_scope.cancel()
+        finally:
+            del self._live[ws]
         if record.close_code is None and ws.close_code is not None:
             record.close_code = ws.close_code
 
