@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from voiceagent import NotAvailableYet
 from voiceagent.ports import TTS
@@ -20,7 +21,7 @@ STT_NAMES = ("pulse", "whisper", "test")
 LIGHTNING_ISSUE = "the Lightning TTS issue"
 PIPER_ISSUE = "the piper voice issue"
 LISTENING_ISSUE = "the listening issue"
-_NOT_YET = {"lightning": LIGHTNING_ISSUE, "lightning-http": LIGHTNING_ISSUE, "piper": PIPER_ISSUE}
+_NOT_YET = {"piper": PIPER_ISSUE}
 
 ESPEAK_INSTALL = "apt-get install espeak-ng"
 # language code -> espeak-ng voice, where the bare code is not the voice people expect
@@ -52,13 +53,16 @@ def from_config(
     language: str | None = None,
     stt: str | None = None,
     stt_url: str | None = None,
+    api_key: str | None = None,
     environ: Mapping[str, str] | None = None,
     sample_rate: int = OUTPUT_RATE,
 ) -> Components:
     """The TTS by ``--tts`` → ``--tts-url`` / LIGHTNING_URL → SMALLEST_API_KEY → offline.
 
-    An explicit option naming a component this version lacks raises ``NotAvailableYet``;
-    one the environment only implies falls back to offline and says so in ``notes``.
+    ``api_key`` (``--api-key``) is sent to the URL given; SMALLEST_API_KEY from the
+    environment only ever to ``*.smallest.ai``. An explicit option naming a component this
+    version lacks raises ``NotAvailableYet``; one the environment only implies falls back
+    to offline and says so in ``notes``.
     """
     env = os.environ if environ is None else environ
     if stt is not None:
@@ -67,21 +71,74 @@ def from_config(
         )
     if stt_url:
         raise NotAvailableYet(f"--stt-url is not available yet: it arrives with {LISTENING_ISSUE}")
+    lightning = _LightningChoice(api_key, env, voice, language, sample_rate)
     if tts is not None:
+        if tts in ("lightning", "lightning-http"):
+            return lightning.named(tts, tts_url or env.get("LIGHTNING_URL") or None)
         return _named(tts, tts_url, voice, language, sample_rate)
     if tts_url:
-        raise NotAvailableYet(
-            f"--tts-url (Lightning) is not available yet: it arrives with {LIGHTNING_ISSUE}"
-        )
-    notes: list[str] = []
-    for variable in ("LIGHTNING_URL", "SMALLEST_API_KEY"):
-        if env.get(variable, "").strip():
-            notes.append(
-                f"{variable} is set, but Lightning TTS is not available yet (it arrives with "
-                f"{LIGHTNING_ISSUE}): using the offline TTS instead"
+        return lightning.by_url(tts_url, "--tts-url")
+    if env.get("LIGHTNING_URL", "").strip():
+        return lightning.by_url(env["LIGHTNING_URL"].strip(), "LIGHTNING_URL")
+    if env.get("SMALLEST_API_KEY", "").strip():
+        return lightning.by_url(LIGHTNING_WS_URL, "SMALLEST_API_KEY")
+    return _offline(voice, language, sample_rate, [])
+
+
+LIGHTNING_WS_URL = "wss://api.smallest.ai/waves/v1/tts/live"
+LIGHTNING_HTTP_URL = "https://api.smallest.ai/waves/v1/tts"
+
+
+@dataclass(frozen=True)
+class _LightningChoice:
+    """Lightning over its WebSocket (``ws(s)://``) or its HTTP API (``http(s)://``)."""
+
+    api_key: str | None
+    env: Mapping[str, str]
+    voice: str | None
+    language: str | None
+    sample_rate: int
+
+    def named(self, name: str, url: str | None) -> Components:
+        default = LIGHTNING_HTTP_URL if name == "lightning-http" else LIGHTNING_WS_URL
+        url = url or default
+        if name == "lightning-http" and not url.startswith(("http://", "https://")):
+            raise ConfigError(f"--tts lightning-http needs an http(s):// URL, not {url}")
+        return self.by_url(url, f"--tts {name}")
+
+    def by_url(self, url: str, why: str) -> Components:
+        scheme = urlsplit(url).scheme
+        if scheme not in ("ws", "wss", "http", "https"):
+            raise ConfigError(f"{why}: a Lightning URL starts with ws(s):// or http(s)://: {url}")
+        key = self.api_key or _smallest_key(url, self.env)
+        language = self.language or "en"
+        tts: TTS
+        if scheme in ("ws", "wss"):
+            from voiceagent.adapters.lightning import LightningTTS
+
+            tts = LightningTTS(
+                url, key, sample_rate=self.sample_rate, voice=self.voice, language=language
             )
-            break  # the first match decides; one note is enough
-    return _offline(voice, language, sample_rate, notes)
+            kind = "Lightning (streaming)"
+        else:
+            from voiceagent.adapters.lightning_http import LightningHTTPTTS
+
+            tts = LightningHTTPTTS(
+                url, key, sample_rate=self.sample_rate, voice=self.voice, language=language
+            )
+            kind = "Lightning (HTTP)"
+        auth = "with a key" if key else "no key"
+        return Components(tts, f"TTS: {kind} at {url}, {self.sample_rate} Hz, {auth} ({why})")
+
+
+def _smallest_key(url: str, env: Mapping[str, str]) -> str | None:
+    """SMALLEST_API_KEY, only for Smallest's own hosts over TLS."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    ours = host == "smallest.ai" or host.endswith(".smallest.ai")
+    if ours and parts.scheme in ("wss", "https"):
+        return env.get("SMALLEST_API_KEY", "").strip() or None
+    return None
 
 
 def _named(

@@ -90,7 +90,7 @@ class LightningTTS:
         self._last_sent = time.monotonic()
         self._runner: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
-        self._scope = anyio.CancelScope()
+        self._scope: anyio.CancelScope | None = None  # made in the loop: not at construction
         self._tg: anyio.abc.TaskGroup | None = None
         self._closed = False
         self.connections = 0  # sockets opened so far
@@ -269,6 +269,9 @@ class LightningTTS:
         return self._tg
 
     async def _run(self) -> None:
+        if self._closed:
+            return
+        self._scope = anyio.CancelScope()
         with self._scope:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
@@ -330,7 +333,8 @@ class LightningTTS:
         self._closed = True
         for inbox in list(self._inboxes):
             post(inbox, Closed(LightningError("this LightningTTS was closed")))
-        self._scope.cancel()
+        if self._scope is not None:
+            self._scope.cancel()
         if self._runner is not None:
             with anyio.CancelScope(shield=True):
                 await asyncio.wait([self._runner])

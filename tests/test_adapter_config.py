@@ -11,7 +11,14 @@ import pytest
 
 from voiceagent import NotAvailableYet
 from voiceagent.adapters import ConfigError, from_config
-from voiceagent.adapters.config import OUTPUT_RATE, espeak_voice
+from voiceagent.adapters.config import (
+    LIGHTNING_HTTP_URL,
+    LIGHTNING_WS_URL,
+    OUTPUT_RATE,
+    espeak_voice,
+)
+from voiceagent.adapters.lightning import LightningTTS
+from voiceagent.adapters.lightning_http import LightningHTTPTTS
 from voiceagent.testing.tts import TestTTS
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
@@ -69,10 +76,7 @@ def test_espeak_voice_maps_english_to_american() -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"tts": "lightning"}, "--tts lightning is not available yet: it arrives with the Light"),
-        ({"tts": "lightning-http"}, "--tts lightning-http is not available yet"),
         ({"tts": "piper"}, "--tts piper is not available yet: it arrives with the piper"),
-        ({"tts_url": "wss://example.test/tts"}, "--tts-url .* not available yet"),
         ({"stt": "pulse"}, "--stt pulse is not available yet: it arrives with the listening"),
         ({"stt_url": "wss://example.test/stt"}, "--stt-url is not available yet"),
     ],
@@ -87,20 +91,43 @@ def test_a_url_for_a_tts_that_takes_none_is_refused() -> None:
         from_config(tts="test", tts_url="wss://example.test/tts", environ=NO_ENV)
 
 
-@pytest.mark.parametrize("variable", ["LIGHTNING_URL", "SMALLEST_API_KEY"])
-def test_an_environment_choice_not_built_yet_falls_back_and_says_so(
-    variable: str, without_espeak: None
+@pytest.mark.parametrize(
+    ("options", "environ", "kind", "url"),
+    [
+        ({"tts": "lightning"}, {}, LightningTTS, LIGHTNING_WS_URL),
+        ({"tts": "lightning-http"}, {}, LightningHTTPTTS, LIGHTNING_HTTP_URL),
+        ({"tts": "lightning", "tts_url": "http://h.test/tts"}, {}, LightningHTTPTTS, None),
+        ({"tts_url": "ws://h.test/live"}, {}, LightningTTS, None),
+        ({"tts_url": "https://h.test/tts"}, {}, LightningHTTPTTS, None),
+        ({}, {"LIGHTNING_URL": "wss://h.test/live"}, LightningTTS, None),
+        ({}, {"SMALLEST_API_KEY": "sk-env-1"}, LightningTTS, LIGHTNING_WS_URL),
+    ],
+    ids=["name", "name-http", "name-http-url", "ws-url", "http-url", "env-url", "env-key"],
+)
+def test_lightning_is_chosen_by_the_table(
+    options: dict[str, str], environ: dict[str, str], kind: type, url: str | None
 ) -> None:
-    secret = "sk-secret-value-123"
-    chosen = from_config(environ={variable: secret})
-    assert chosen.tts is None
-    assert any(variable in note and "not available yet" in note for note in chosen.notes)
-    assert secret not in chosen.description + " ".join(chosen.notes)
+    chosen = from_config(environ=environ, **options)
+    assert isinstance(chosen.tts, kind)
+    expected = url or options.get("tts_url") or environ.get("LIGHTNING_URL")
+    assert chosen.tts.url == expected
+    assert "Lightning" in chosen.description
+    assert "sk-env-1" not in chosen.description + repr(chosen.tts)
 
 
-def test_lightning_url_wins_over_the_api_key_in_the_note(without_espeak: None) -> None:
-    chosen = from_config(environ={"LIGHTNING_URL": "wss://x.test", "SMALLEST_API_KEY": "sk-1"})
-    assert "LIGHTNING_URL" in chosen.notes[0]
+def test_smallest_api_key_only_goes_to_smallest_hosts() -> None:
+    env = {"SMALLEST_API_KEY": "sk-env-1"}
+    ours = from_config(tts="lightning", environ=env)
+    theirs = from_config(tts_url="wss://elsewhere.test/live", environ=env)
+    assert ours.tts is not None and ours.tts._api_key == "sk-env-1"  # type: ignore[attr-defined]
+    assert theirs.tts is not None and theirs.tts._api_key is None  # type: ignore[attr-defined]
+    flagged = from_config(tts_url="wss://elsewhere.test/live", api_key="sk-flag", environ=env)
+    assert flagged.tts._api_key == "sk-flag"  # type: ignore[union-attr]
+
+
+def test_a_lightning_url_needs_a_known_scheme() -> None:
+    with pytest.raises(ConfigError, match="ws\\(s\\)://"):
+        from_config(tts_url="ftp://h.test/tts", environ=NO_ENV)
 
 
 def test_an_explicit_tts_wins_over_the_environment() -> None:

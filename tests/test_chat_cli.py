@@ -24,10 +24,7 @@ VOICEAGENT = str(Path(sys.executable).with_name("voiceagent"))
 ROOT = Path(__file__).resolve().parents[1]
 METRICS = {"first_audio_ms", "filler_answer_gap_ms", "tool_hidden_ms", "cache_hit_ratio", "usage"}
 NOT_YET = [
-    ["--tts", "lightning"],
-    ["--tts", "lightning-http"],
     ["--tts", "piper"],
-    ["--tts-url", "wss://tts.example.test/live"],
     ["--stt", "pulse"],
     ["--stt-url", "wss://stt.example.test/live"],
     ["--in", "question.wav"],

@@ -106,6 +106,7 @@ def prepare(args: argparse.Namespace, environ: Mapping[str, str]) -> Setup:
         language=agent.language,
         stt=args.stt,
         stt_url=args.stt_url,
+        api_key=args.api_key,
         environ=environ,
     )
     out = _writable(args.out, "--out")
