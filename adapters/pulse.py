@@ -28,7 +28,7 @@ SILENCE_BYTE = {"linear16": 0x00, "linear32": 0x00, "mulaw": 0xFF, "alaw": 0xD5}
 CONCURRENCY_CLOSE_CODE = 1008
 # Closes that say the request itself is wrong: reconnecting would only repeat it.
 _FATAL_CLOSE_CODES = {1002, 1003, 1007, 1009}
-_RECONNECT_DELAYS_S = (0.1, 0.25, 0.5, 1.0, 2.0)
+_RECONNECT_DELAYS_S = (0.0, 0.25, 0.5, 1.0, 2.0)
 _MAX_REPLAY_S = 60.0
 
 
@@ -132,7 +132,8 @@ class PulseSTT:
             yield stream
         finally:
             await stream._shutdown()
-        stream._raise_unseen_error()
+        if not stream._error_seen:
+            stream._check()  # an error nobody has seen yet is not swallowed
 
 
 def _query_value(value: object) -> str:
@@ -203,19 +204,11 @@ class PulseStream:
 
     async def finalize(self) -> None:
         """Flush held audio (padded with silence to a whole frame), then ``finalize``."""
-        self._check()
-        async with self._lock:
-            await self._flush_pending()
-            self._finalize_marks.append(self._sent_samples)
-            await self._send_json({"type": "finalize"})
+        await self._control("finalize")
 
     async def close(self) -> None:
         """Flush held audio, then ``close_stream``; events end after the ``is_last`` final."""
-        self._check()
-        async with self._lock:
-            await self._flush_pending()
-            self._closing = True
-            await self._send_json({"type": "close_stream"})
+        await self._control("close_stream")
 
     async def events(self) -> AsyncIterator[STTEvent]:
         async for event in self._events:
@@ -231,22 +224,26 @@ class PulseStream:
             self._error_seen = True
             raise self._error
 
-    async def _flush_pending(self) -> None:
-        if self._pending:
-            frame = bytes(self._pending) + self._silence[len(self._pending) :]
-            self._pending.clear()
-            await self._send_frame(frame)
+    async def _control(self, kind: str) -> None:
+        self._check()
+        async with self._lock:
+            if self._pending:
+                frame = bytes(self._pending) + self._silence[len(self._pending) :]
+                self._pending.clear()
+                await self._send_frame(frame)
+            if kind == "finalize":
+                self._finalize_marks.append(self._sent_samples)
+            self._closing = self._closing or kind == "close_stream"
+            await self._send(json.dumps({"type": kind}))
 
     async def _send_frame(self, frame: bytes) -> None:
         """Keep the frame for replay first: if the socket is dropping, the reader re-sends it."""
         self._replay.append((self._sent_samples, frame))
         self._sent_samples += len(frame) // self._width
         self._last_audio = anyio.current_time()
-        self._trim_replay()
+        # bounded: an utterance longer than this without a final loses its start on a drop
+        self._drop_replay_before(self._sent_samples - int(_MAX_REPLAY_S * self._stt.sample_rate))
         await self._send(frame)
-
-    async def _send_json(self, message: dict[str, str]) -> None:
-        await self._send(json.dumps(message))
 
     async def _send(self, data: str | bytes) -> None:
         try:
@@ -266,10 +263,6 @@ class PulseStream:
                 if anyio.current_time() >= self._last_audio + self._stt.keepalive_after_s:
                     logger.debug("Pulse keepalive: %d ms of silence", self._stt.frame_ms)
                     await self._send_frame(self._silence)
-
-    def _trim_replay(self) -> None:
-        """Bound the buffer: an utterance longer than this without a final loses its start."""
-        self._drop_replay_before(self._sent_samples - int(_MAX_REPLAY_S * self._stt.sample_rate))
 
     def _drop_replay_before(self, sample: int) -> None:
         while (
@@ -334,6 +327,7 @@ class PulseStream:
             self._error = PulseServerError(f"unreadable message from Pulse: {error}")
         finally:
             self._send_events.send_nowait(None)
+            self._send_events.close()
 
     def _on_message(self, message: Any) -> bool:
         """Surface one server message; True when it was the last."""
@@ -396,12 +390,12 @@ class PulseStream:
         for start, frame in list(self._replay):
             while marks and marks[0] <= start:
                 marks.popleft()
-                await self._send_json({"type": "finalize"})
+                await self._send(json.dumps({"type": "finalize"}))
             await self._send(frame)
         for _ in marks:
-            await self._send_json({"type": "finalize"})
+            await self._send(json.dumps({"type": "finalize"}))
         if self._closing:
-            await self._send_json({"type": "close_stream"})
+            await self._send(json.dumps({"type": "close_stream"}))
 
     async def _shutdown(self) -> None:
         for task in self._tasks:
@@ -410,10 +404,6 @@ class PulseStream:
             await asyncio.gather(*self._tasks, return_exceptions=True)
             if self._ws is not None:
                 await self._ws.close()
-
-    def _raise_unseen_error(self) -> None:
-        if self._error is not None and not self._error_seen:
-            self._check()
 
 
 def _body(error: InvalidStatus) -> str:
