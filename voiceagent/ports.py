@@ -1,15 +1,15 @@
 """The small protocols adapters plug into: text-to-speech, the audio a speaker pulls,
-speech-to-text and voice activity detection.
+speech-to-text, voice activity detection, and the transports a session runs over.
 
 Ground floor: adapters implement these; the core never imports an adapter.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 
 @runtime_checkable
@@ -134,3 +134,30 @@ class VAD(Protocol):
     def process(self, pcm: bytes) -> list[VADEvent]: ...
 
     def reset(self) -> None: ...
+
+
+# --- transports: where a session's audio and text come from and go to ------------------
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """A conversation's two ends: what the user sends, and the speaker the agent talks into.
+
+    ``incoming()`` yields the user's input as it arrives — ``bytes`` of PCM16 mono audio at
+    ``input_rate`` (any length), or ``str`` for a line of typed text — and ends at
+    hang-up. ``output`` plays the agent (a WAV file, a sound card, a phone line).
+    ``metadata`` is the call's data for tools (e.g. Twilio ``customParameters``).
+    """
+
+    @property
+    def input_rate(self) -> int: ...
+
+    @property
+    def output(self) -> AudioSink: ...
+
+    @property
+    def metadata(self) -> Mapping[str, Any]: ...
+
+    def incoming(self) -> AsyncIterator[bytes | str]: ...
+
+    async def aclose(self) -> None: ...
