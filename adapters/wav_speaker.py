@@ -93,12 +93,16 @@ class WavSpeaker:
                 block = self._read_block(source)
                 if file is not None:
                     file.append(block)
-                self._buffer += block
+                self._keep(block)
                 self.blocks_written += 1
         finally:
             # Synchronous on purpose: no await, so a cancellation cannot cut the close short.
             if file is not None:
                 file.close()
+
+    def _keep(self, block: bytes) -> None:
+        # A hook: NullSpeaker (a listener who reads rather than hears) keeps nothing.
+        self._buffer += block
 
     def _read_block(self, source: ports.AudioSource) -> bytes:
         pcm = source.read(self.block_samples, position=self.position)
