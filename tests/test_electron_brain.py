@@ -282,3 +282,13 @@ async def test_script_finish_reason_override_is_streamed() -> None:
         reply = await client.chat.completions.create(model="electron", messages=assistant_turns(0))
     assert reply.choices[0].finish_reason == "length"
     assert reply.choices[0].message.content == "Cut short"
+
+
+def test_arithmetic_in_spoken_number_words_is_understood() -> None:
+    from voiceagent.testing.electron.intents import detect_intent
+
+    intent = detect_intent("What is twelve times seven?")
+    assert intent is not None and intent.result == 84
+    mixed = detect_intent("what is 12 times seven")
+    assert mixed is not None and mixed.result == 84
+    assert detect_intent("someone is here") is None

@@ -91,7 +91,9 @@ def test_import_voiceagent_loads_no_heavy_module() -> None:
 
 
 def test_the_public_surface_imports() -> None:
-    from voiceagent import Agent, ToolContext, tool
+    from voiceagent import Agent, Session, ToolContext, tool
+
+    assert Session.__module__ == "voiceagent.session"
 
     @tool
     def echo(ctx: ToolContext, text: str) -> str:
@@ -108,10 +110,3 @@ def test_public_names_load_on_first_use() -> None:
         "print(c.__module__.startswith('voiceagent.llm'), 'openai' in sys.modules)"
     )
     assert run(sys.executable, "-c", probe).split() == ["True", "True"]
-
-
-def test_names_of_later_issues_say_not_available_yet() -> None:
-    import voiceagent
-
-    with pytest.raises(voiceagent.NotAvailableYet, match="not available yet"):
-        from voiceagent import Session  # noqa: F401

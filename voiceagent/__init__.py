@@ -14,17 +14,13 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
     "Agent": "voiceagent.agent",
+    "Session": "voiceagent.session",
     "tool": "voiceagent.toolkit",
     "ToolContext": "voiceagent.toolkit",
     "ElectronClient": "voiceagent.llm",
     "ElectronError": "voiceagent.llm",
     "Usage": "voiceagent.llm",
     "UsageTotals": "voiceagent.llm",
-}
-
-# public names of DESIGN.md whose issue has not landed yet -> what will bring them
-_LATER: dict[str, str] = {
-    "Session": "sessions",
 }
 
 __all__ = [
@@ -51,10 +47,6 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(module), name)
         globals()[name] = value
         return value
-    if name in _LATER:
-        raise NotAvailableYet(
-            f"voiceagent.{name} is not available yet: it arrives with {_LATER[name]}."
-        )
     raise AttributeError(f"module 'voiceagent' has no attribute {name!r}")
 
 
@@ -65,4 +57,5 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from voiceagent.agent import Agent
     from voiceagent.llm import ElectronClient, ElectronError, Usage, UsageTotals
+    from voiceagent.session import Session
     from voiceagent.toolkit import ToolContext, tool

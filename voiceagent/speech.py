@@ -102,6 +102,17 @@ class SpeechQueue:
     def pending(self) -> list[Segment]:
         return list(self._segments)
 
+    @property
+    def playing(self) -> Segment | None:
+        """The segment the speaker is in the middle of, if any."""
+        head = self._segments[0] if self._segments else None
+        return head if head is not None and head.started and not head.finished else None
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and nothing still sounding."""
+        return self._idle.is_set()
+
     def open(
         self, task_group: TaskGroup, *, round: int, timeline: TurnTimeline | None = None
     ) -> Segment:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import enum
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,6 +86,8 @@ class TurnEngine:
         follow_up: FollowUp = FollowUp.IMMEDIATE,
         on_text: Callable[[str], None] | None = None,
         metadata: dict[str, Any] | None = None,
+        end_call: Callable[[], Awaitable[None]] | None = None,
+        session: object | None = None,
     ) -> None:
         self.agent = agent
         self.llm = llm
@@ -96,19 +98,68 @@ class TurnEngine:
         self.follow_up = follow_up
         self.on_text = on_text
         self.metadata = metadata or {}
+        self.end_call = end_call
+        self.session = session
+        self.last: TurnResult | None = None  # the latest turn's result, even a cancelled one
+        self._muted = False  # interrupted: nothing more of this turn is spoken
 
     async def run(
-        self, text: str | None, *, trigger: str = "user", start_ms: float | None = None
+        self,
+        text: str | None,
+        *,
+        trigger: str = "user",
+        start_ms: float | None = None,
+        speech: tuple[float, float, str] | None = None,
     ) -> TurnResult:
-        """One turn: ``text`` from the user (None for a greeting or re-prompt turn)."""
+        """One turn: ``text`` from the user (None for a turn the agent starts).
+
+        For spoken input, ``start_ms`` is when the user's speech started (the turn's t=0)
+        and ``speech`` is (speech end, final transcript arrival, its text) on the session
+        clock, marked as ``user.speech_end`` and ``stt.final``.
+        """
         tl = self.timeline.start_turn(trigger=trigger, start_ms=start_ms)
+        if speech is not None:
+            speech_end, final, transcript = speech
+            tl.mark("user.speech_end", at_ms=speech_end)
+            tl.mark("stt.final", at_ms=final, text=transcript)
         if text is not None:
             self.history.add_user(text)
+        return await self._turn(tl, self._rounds, new_turn=text is None)
+
+    async def speak(self, text: str, *, trigger: str = "greeting") -> TurnResult:
+        """A turn of fixed words, no LLM (the greeting, a re-prompt); committed when heard."""
+        tl = self.timeline.start_turn(trigger=trigger)
+
+        async def say(tg: TaskGroup, tl: TurnTimeline, rounds: list[Round]) -> str:
+            rounds.append(Round(1))
+            self._say(tg, tl, rounds[0], text)
+            return "completed"
+
+        return await self._turn(tl, say, new_turn=True)
+
+    def interrupt(self) -> None:
+        """Barge-in: the running turn speaks no more, from the speaker's next block.
+
+        Its scope is cancelled by the caller; this silences it at once, even while a
+        side-effecting tool is still finishing (its result is kept).
+        """
+        self._muted = True
+        if self.speech is not None:
+            self.speech.cancel()
+
+    async def _turn(
+        self,
+        tl: TurnTimeline,
+        body: Callable[[TaskGroup, TurnTimeline, list[Round]], Awaitable[str]],
+        *,
+        new_turn: bool,
+    ) -> TurnResult:
+        self._muted = False
         rounds: list[Round] = []
         reason = "cancelled"
         try:
             async with anyio.create_task_group() as tg:
-                outcome = await self._rounds(tg, tl, rounds)
+                outcome = await body(tg, tl, rounds)
                 for rnd in rounds:
                     for segment in rnd.segments:
                         await segment.wait()
@@ -116,9 +167,10 @@ class TurnEngine:
         finally:
             if self.speech is not None:  # nothing of this turn plays after it ends
                 self.speech.cancel([s for r in rounds for s in r.segments if not s.finished])
-            heard, said = self._commit(rounds, new_turn=text is None)
+            heard, said = self._commit(rounds, new_turn=new_turn)
             tl.mark("turn.end", reason=reason)
-        return TurnResult(heard, said, [c for r in rounds for c in r.calls], tl, reason)
+            self.last = TurnResult(heard, said, [c for r in rounds for c in r.calls], tl, reason)
+        return self.last
 
     async def _rounds(self, tg: TaskGroup, tl: TurnTimeline, rounds: list[Round]) -> str:
         tools = self.agent.registry.catalog() if len(self.agent.registry) else None
@@ -244,7 +296,7 @@ class TurnEngine:
         segment: list[Segment | None],
     ) -> None:
         """Phrase pieces to segments: fragments stream to the TTS, a phrase end flushes."""
-        if self.speech is None:
+        if self.speech is None or self._muted:
             return
         for piece in pieces:
             current = segment[0]
@@ -258,6 +310,8 @@ class TurnEngine:
 
     def _say(self, tg: TaskGroup, tl: TurnTimeline, rnd: Round, text: str) -> None:
         """Speak a whole phrase of ours (a filler, an apology, a tool's ctx.say())."""
+        if self._muted:
+            return
         rnd.spoken.append(text)
         if self.on_text is not None:
             self.on_text(text)
@@ -286,7 +340,9 @@ class TurnEngine:
         async def say(text: str) -> None:
             self._say(tg, tl, rnd, text)
 
-        ctx = ToolContext(call.id, metadata=self.metadata, say=say)
+        ctx = ToolContext(
+            call.id, session=self.session, metadata=self.metadata, say=say, end_call=self.end_call
+        )
         attrs: dict[str, Any] = {"name": call.name, "call_id": call.id, "round": rnd.number}
         marked: list[ToolCall] = []
 

@@ -77,9 +77,33 @@ class Intent:
         return None if b == 0 else a / b
 
 
+_UNITS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen"
+).split()
+_TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+_NUMBER_WORD = re.compile(
+    rf"\b(?:({'|'.join(_TENS)})(?:[\s-]+({'|'.join(_UNITS[1:10])}))?|({'|'.join(_UNITS)}))\b",
+    re.I,
+)
+
+
+def spoken_numbers_to_digits(text: str) -> str:
+    """``"twelve times seven"`` → ``"12 times 7"``: speech-to-text often writes words."""
+
+    def digits(match: re.Match[str]) -> str:
+        tens, unit, small = match.groups()
+        if small is not None:
+            return str(_UNITS.index(small.lower()))
+        value = 20 + 10 * _TENS.index(tens.lower())
+        return str(value + (_UNITS.index(unit.lower()) if unit else 0))
+
+    return _NUMBER_WORD.sub(digits, text)
+
+
 def detect_intent(text: str) -> Intent | None:
     """The first intent the words match, or None."""
-    match = _ARITHMETIC.search(text)
+    match = _ARITHMETIC.search(spoken_numbers_to_digits(text))
     if match:
         numbers = [float(match.group(1)), float(match.group(3))]
         operator = _OPERATORS[match.group(2).lower()]

@@ -1,0 +1,277 @@
+"""A conversation over a transport: the greeting, listening, the end of each user turn,
+barge-in, the idle re-prompt and hang-up, with events for applications and a transcript."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections.abc import AsyncIterator, Awaitable
+from pathlib import Path
+from typing import Any
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream
+
+from voiceagent.agent import Agent
+from voiceagent.history import History
+from voiceagent.llm import ElectronClient, resolve_llm_endpoint
+from voiceagent.ports import STT, TTS, VAD, Transport
+from voiceagent.session_events import (
+    AgentSpeechEnded,
+    AgentSpeechStarted,
+    BargeIn,
+    Broadcast,
+    SessionEvent,
+    ToolFinished,
+    ToolStarted,
+    TurnEnded,
+    TurnStarted,
+    UserSpeechEnded,
+    UserSpeechStarted,
+    UserTranscript,
+    iterate,
+)
+from voiceagent.speech import SpeechQueue
+from voiceagent.timeline import SessionClock, Timeline, TimelineEvent, TurnTimeline
+from voiceagent.turn import TurnEngine, TurnResult
+from voiceagent.turn_taking import TurnTaker, Utterance
+
+logger = logging.getLogger(__name__)
+
+REPROMPT = "Are you still there?"
+
+
+class Session:
+    """Runs ``agent`` over ``transport`` until hang-up, an idle limit or a maximum duration.
+
+    ``stt`` and ``vad`` listen (without them only typed text is heard; without a VAD the
+    STT's own speech events are used); ``tts`` speaks into the transport's output (without
+    it the agent's words are only in the events). ``llm`` defaults to Electron (or
+    ``ELECTRON_BASE_URL``) by DESIGN.md's table. Barge-in: user speech while the agent
+    speaks (the VAD's minimum speech duration filters clicks and coughs) cancels the turn;
+    history keeps only what was heard.
+    """
+
+    def __init__(
+        self,
+        agent: Agent,
+        transport: Transport,
+        stt: STT | None = None,
+        tts: TTS | None = None,
+        vad: VAD | None = None,
+        *,
+        llm: ElectronClient | None = None,
+        barge_in: bool = True,
+        end_of_turn_ms: float = 200.0,
+        idle_timeout_s: float | None = 15.0,
+        reprompt: str | None = REPROMPT,
+        max_duration_s: float | None = None,
+        transcript: str | os.PathLike[str] | None = None,
+        clock: SessionClock | None = None,
+    ) -> None:
+        self.agent = agent
+        self.transport = transport
+        self.stt, self.tts, self.vad = stt, tts, vad
+        self.barge_in = barge_in
+        self.idle_timeout_s = idle_timeout_s
+        self.reprompt = reprompt
+        self.max_duration_s = max_duration_s
+        self.transcript_path = Path(transcript) if transcript is not None else None
+        origin = getattr(transport.output, "origin", None)
+        self.clock = clock or SessionClock(origin if isinstance(origin, float) else None)
+        self.timeline = Timeline(self.clock, on_event=self._on_timeline_event)
+        self.history = History(agent.instructions, context=agent.context)
+        self.speech = SpeechQueue(tts) if tts is not None else None
+        self.engine = TurnEngine(
+            agent,
+            llm or _llm_from_environment(agent),
+            self.history,
+            self.timeline,
+            speech=self.speech,
+            metadata=dict(transport.metadata),
+            end_call=self.hang_up,
+        )
+        self.end_of_turn_ms = end_of_turn_ms
+        self.ended: str | None = None  # why the session ended
+        self._events = Broadcast()
+        self._turn_scope: anyio.CancelScope | None = None
+        self._session_scope: anyio.CancelScope | None = None
+        self._taker: TurnTaker | None = None
+        self._heard_at = 0.0  # session ms of the user's latest sign of life
+
+    def events(self) -> AsyncIterator[SessionEvent]:
+        """The session's events from now on, until it ends (subscribe before ``run``)."""
+        return iterate(self._events.subscribe())
+
+    async def run(self) -> None:
+        """The whole conversation; returns when it has ended (``self.ended`` says why)."""
+        send, utterances = anyio.create_memory_object_stream[Utterance](math.inf)
+        taker = TurnTaker(
+            self.clock,
+            self.transport.input_rate,
+            stt=self.stt,
+            vad=self.vad,
+            end_of_turn_ms=self.end_of_turn_ms,
+            publish=self._publish,
+            on_speech=self._user_spoke,
+        )
+        self._taker = taker
+        try:
+            with anyio.move_on_after(self.max_duration_s or math.inf) as limit:
+                async with anyio.create_task_group() as tg:
+                    self._session_scope = tg.cancel_scope
+                    if self.speech is not None:
+                        tg.start_soon(self.transport.output.play, self.speech)
+                    tg.start_soon(self._listen, taker, send)
+                    await self._converse(utterances)
+                    tg.cancel_scope.cancel()
+            if limit.cancelled_caught:
+                self.ended = "max_duration"
+        finally:
+            self.ended = self.ended or "hang_up"
+            self._events.close()
+            with anyio.CancelScope(shield=True):
+                await self.transport.aclose()
+
+    def interrupt(self) -> None:
+        """Barge-in: silence the agent from the speaker's next block and cancel the turn."""
+        if self._turn_scope is None or self._turn_scope.cancel_called:
+            return
+        now = self.clock.now_ms()
+        playing = self.speech.playing if self.speech is not None else None
+        segment = playing.id if playing is not None else 0
+        self.engine.interrupt()
+        turn = self.timeline.turns[-1] if self.timeline.turns else None
+        if turn is not None:
+            turn.mark("barge_in", segment=segment)
+        self._publish(BargeIn(segment, now))
+        self._turn_scope.cancel()
+
+    async def hang_up(self) -> None:
+        """End the session (e.g. the ``end_call`` of a tool): what is queued still plays."""
+        self.ended = self.ended or "hang_up"
+        if self.speech is not None:
+            await self.speech.drained()
+        if self._session_scope is not None:
+            self._session_scope.cancel()
+
+    async def _listen(self, taker: TurnTaker, send: Any) -> None:
+        async with send:
+            await taker.run(self.transport.incoming(), send)
+        self.ended = self.ended or "hang_up"
+        if self._session_scope is not None:
+            self._session_scope.cancel()  # the caller is gone: nothing more to say
+
+    async def _converse(self, utterances: MemoryObjectReceiveStream[Utterance]) -> None:
+        if self.agent.greeting and self.speech is not None:
+            greeting = self.engine.speak(self.agent.greeting, trigger="greeting")
+            await self._scoped("greeting", None, greeting)
+        reprompted = False
+        while True:
+            try:
+                utterance = await self._next_utterance(utterances)
+            except anyio.EndOfStream:
+                return
+            if utterance is None:
+                if reprompted or not self.reprompt:
+                    self.ended = "idle"
+                    return
+                reprompted = True
+                reprompt = self.engine.speak(self.reprompt, trigger="reprompt")
+                await self._scoped("reprompt", None, reprompt)
+                continue
+            reprompted = False
+            self._log("user", utterance.text, True, utterance.start_ms, utterance.final_ms)
+            spoken = utterance.end_ms != utterance.start_ms  # typed text has no speech timings
+            turn = self.engine.run(
+                utterance.text,
+                start_ms=utterance.start_ms,
+                speech=(utterance.end_ms, utterance.final_ms, utterance.text) if spoken else None,
+            )
+            await self._scoped("user", utterance.text, turn)
+
+    async def _next_utterance(
+        self, utterances: MemoryObjectReceiveStream[Utterance]
+    ) -> Utterance | None:
+        """The user's next turn, or None after ``idle_timeout_s`` of silence from them."""
+        limit = self.idle_timeout_s or math.inf
+        waited_from = self.clock.now_ms()
+        while True:
+            quiet_since = max(waited_from, self._heard_at)
+            remaining = limit - (self.clock.now_ms() - quiet_since) / 1000
+            with anyio.move_on_after(max(0.0, remaining)):
+                return await utterances.receive()
+            if self._taker is None or not self._taker.busy:
+                if (self.clock.now_ms() - max(waited_from, self._heard_at)) / 1000 >= limit:
+                    return None
+
+    async def _scoped(self, trigger: str, text: str | None, turn: Awaitable[TurnResult]) -> None:
+        """Run one turn in its own cancel scope, so a barge-in is one ``cancel()``."""
+        self._publish(TurnStarted(trigger, text, self.clock.now_ms()))
+        previous = self.engine.last
+        with anyio.CancelScope() as scope:
+            self._turn_scope = scope
+            try:
+                await turn
+            finally:
+                self._turn_scope = None
+                result = self.engine.last
+                if result is not None and result is not previous:  # the turn got under way
+                    self._turn_ended(result)
+
+    def _turn_ended(self, result: TurnResult) -> None:
+        tl = result.timeline
+        end = next((e.t_ms for e in reversed(tl.events) if e.kind == "turn.end"), 0.0)
+        if result.heard:
+            self._log("agent", result.heard, True, tl.start_ms, tl.start_ms + end)
+        unheard = _unheard(result.said, result.heard)
+        if unheard:
+            self._log("agent", unheard, False, tl.start_ms, tl.start_ms + end)
+        self._publish(TurnEnded(result))
+
+    def _user_spoke(self, at_ms: float) -> None:
+        if self.barge_in and self._turn_scope is not None:
+            self.interrupt()
+
+    def _on_timeline_event(self, turn: TurnTimeline, event: TimelineEvent) -> None:
+        attrs = event.attrs
+        if event.kind == "tool.start":
+            self._publish(ToolStarted(attrs["name"], attrs["call_id"]))
+        elif event.kind == "tool.end":
+            self._publish(ToolFinished(attrs["name"], attrs["call_id"], attrs.get("state", "")))
+        elif event.kind == "audio.start":
+            self._publish(AgentSpeechStarted(attrs["segment"], attrs["text"]))
+        elif event.kind == "audio.end":
+            self._publish(AgentSpeechEnded(attrs["segment"], attrs["text"]))
+
+    def _publish(self, event: SessionEvent) -> None:
+        if isinstance(event, (UserSpeechStarted, UserSpeechEnded, UserTranscript)):
+            self._heard_at = self.clock.now_ms()
+        self._events.publish(event)
+
+    def _log(self, who: str, text: str, heard: bool, start_ms: float, end_ms: float) -> None:
+        """One line of the transcript (JSON lines), appended as it happens."""
+        if self.transcript_path is None:
+            return
+        line = {"who": who, "text": text, "heard": heard, "start_ms": round(start_ms, 1),
+                "end_ms": round(end_ms, 1)}  # fmt: skip
+        with self.transcript_path.open("a", encoding="utf-8") as file:
+            file.write(json.dumps(line, ensure_ascii=False) + "\n")
+
+
+def _unheard(said: str, heard: str) -> str:
+    """What was said but not heard: the words after the heard ones."""
+    said_words, heard_words = said.split(), heard.split()
+    return " ".join(said_words[len(heard_words) :])
+
+
+def _llm_from_environment(agent: Agent) -> ElectronClient:
+    endpoint = resolve_llm_endpoint(None, None, os.environ)
+    if endpoint.base_url is None:
+        raise ValueError(
+            "no LLM endpoint: set ELECTRON_BASE_URL or SMALLEST_API_KEY, or pass "
+            "llm=ElectronClient(...) (voiceagent.testing.ElectronServer is a local simulator)"
+        )
+    return ElectronClient(endpoint.base_url, endpoint.api_key, model=agent.model)

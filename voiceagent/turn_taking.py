@@ -1,0 +1,183 @@
+"""The user's side of a conversation: input audio through VAD and STT into utterances (the
+end of the user's turn), and speech onsets the session may treat as barge-in."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+
+import anyio
+from anyio.streams.memory import MemoryObjectSendStream
+
+from voiceagent import audio
+from voiceagent.ports import STT, VAD, SpeechEnded, SpeechStarted, STTStream, Transcript
+from voiceagent.session_events import (
+    SessionEvent,
+    UserSpeechEnded,
+    UserSpeechStarted,
+    UserTranscript,
+)
+from voiceagent.timeline import SessionClock
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Utterance:
+    """One turn of the user's: their words and when (session clock, ms)."""
+
+    text: str
+    start_ms: float  # speech started (t=0 of the turn it starts)
+    end_ms: float  # speech ended
+    final_ms: float  # the final transcript arrived
+
+
+class TurnTaker:
+    """Reads a transport's input; sends each finished user turn as an ``Utterance``.
+
+    Audio goes to the STT (resampled or μ-law encoded to what it takes) and to the VAD;
+    without a VAD, the STT's own speech events are used. A turn ends ``end_of_turn_ms``
+    of input audio after the VAD said speech ended (its hangover already passed): then
+    the STT is finalized and its final ends the turn. Typed text ends a turn at once.
+    """
+
+    def __init__(
+        self,
+        clock: SessionClock,
+        input_rate: int,
+        *,
+        stt: STT | None,
+        vad: VAD | None,
+        end_of_turn_ms: float,
+        publish: Callable[[SessionEvent], None],
+        on_speech: Callable[[float], None],
+    ) -> None:
+        self.clock = clock
+        self.input_rate = input_rate
+        self.stt = stt
+        self.vad = vad
+        self.end_of_turn_ms = end_of_turn_ms
+        self.publish = publish
+        self.on_speech = on_speech  # the user started speaking (or typed): maybe barge-in
+        self._to_stt = _Converter(input_rate, stt) if stt is not None else None
+        self._to_vad = (
+            audio.Resampler(input_rate, vad.sample_rate)
+            if vad is not None and vad.sample_rate != input_rate
+            else None
+        )
+        self._t0: float | None = None  # session ms of the first input sample
+        self._fed_ms = 0.0  # input audio received so far
+        self._speaking = False
+        self._start_ms: float | None = None
+        self._end_ms: float | None = None
+        self._finalize_at: float | None = None  # input ms at which to finalize
+        self._finals: list[str] = []
+
+    @property
+    def busy(self) -> bool:
+        """The user is speaking, or their turn is ending (the final not in yet)."""
+        return self._speaking or self._start_ms is not None
+
+    async def run(
+        self, incoming: AsyncIterator[bytes | str], out: MemoryObjectSendStream[Utterance]
+    ) -> None:
+        async with AsyncExitStack() as stack:
+            stream = await stack.enter_async_context(self.stt.stream()) if self.stt else None
+            async with anyio.create_task_group() as tg:
+                if stream is not None:
+                    tg.start_soon(self._read_stt, stream, out)
+                async for item in incoming:
+                    if isinstance(item, str):
+                        self._typed(item, out)
+                    else:
+                        await self._heard(item, stream)
+                # hang-up: what the STT still holds is flushed, then the reader ends
+                if stream is not None:
+                    with anyio.move_on_after(5):
+                        await stream.close()
+                tg.cancel_scope.cancel()
+
+    def _typed(self, text: str, out: MemoryObjectSendStream[Utterance]) -> None:
+        text = text.strip()
+        if not text:
+            return
+        now = self.clock.now_ms()
+        self.on_speech(now)
+        self.publish(UserTranscript(text, True, now))
+        out.send_nowait(Utterance(text, now, now, now))
+
+    async def _heard(self, pcm: bytes, stream: STTStream | None) -> None:
+        duration = audio.samples_to_ms(audio.pcm_samples(pcm), self.input_rate)
+        if self._t0 is None:
+            self._t0 = self.clock.now_ms() - duration  # the frame's first sample
+        self._fed_ms += duration
+        if stream is not None and self._to_stt is not None:
+            await stream.send_audio(self._to_stt.convert(pcm))
+        if self.vad is not None:
+            vad_pcm = self._to_vad.process(pcm) if self._to_vad is not None else pcm
+            for event in self.vad.process(vad_pcm):
+                self._speech_event(event)
+        if self._finalize_at is not None and self._fed_ms >= self._finalize_at:
+            self._finalize_at = None
+            if stream is not None:
+                await stream.finalize()
+
+    def _speech_event(self, event: SpeechStarted | SpeechEnded) -> None:
+        at = (self._t0 or 0.0) + event.at_ms
+        if isinstance(event, SpeechStarted):
+            self._speaking = True
+            self._finalize_at = None  # the same turn goes on
+            if self._start_ms is None:
+                self._start_ms = at
+            self.publish(UserSpeechStarted(at))
+            self.on_speech(at)
+        else:
+            self._speaking = False
+            self._end_ms = at
+            self._finalize_at = event.at_ms + self.end_of_turn_ms
+            self.publish(UserSpeechEnded(at))
+
+    async def _read_stt(self, stream: STTStream, out: MemoryObjectSendStream[Utterance]) -> None:
+        async for event in stream.events():
+            if isinstance(event, (SpeechStarted, SpeechEnded)):
+                if self.vad is None:  # the STT's own VAD stands in for ours
+                    self._speech_event(event)
+                continue
+            assert isinstance(event, Transcript)
+            now = self.clock.now_ms()
+            self.publish(UserTranscript(event.text, event.is_final, now))
+            if event.is_final and event.text.strip():
+                self._finals.append(event.text.strip())
+            if event.is_final and (event.from_finalize or event.is_last):
+                self._deliver(now, out)
+
+    def _deliver(self, now: float, out: MemoryObjectSendStream[Utterance]) -> None:
+        text = " ".join(self._finals)
+        self._finals = []
+        start = self._start_ms if self._start_ms is not None else now
+        end = self._end_ms if self._end_ms is not None else now
+        self._start_ms = self._end_ms = None
+        if text:
+            out.send_nowait(Utterance(text, start, end, now))
+        else:
+            logger.info("a user turn with no words (noise?) was ignored")
+
+
+class _Converter:
+    """PCM16 at the input's rate → what the STT takes (its rate; μ-law when it asks)."""
+
+    def __init__(self, input_rate: int, stt: STT) -> None:
+        self.encoding = stt.encoding
+        rate = stt.sample_rate
+        self.resampler = audio.Resampler(input_rate, rate) if rate != input_rate else None
+
+    def convert(self, pcm: bytes) -> bytes:
+        if self.resampler is not None:
+            pcm = self.resampler.process(pcm)
+        if self.encoding == "mulaw":
+            return audio.ulaw_encode(pcm)
+        if self.encoding == "alaw":
+            return audio.alaw_encode(pcm)
+        return pcm
