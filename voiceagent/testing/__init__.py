@@ -4,13 +4,14 @@
 ``LightningServer`` is a Lightning-compatible TTS server (WebSocket streaming and HTTP).
 ``PulseServer`` is a Pulse-compatible streaming STT server (a real VAD; whisper or a table).
 ``TestTTS`` is an in-process fake TTS that makes real, deterministic PCM.
+``TwilioCaller`` plays Twilio's side of a Media Stream call against a bot's websocket.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["ElectronServer", "LightningServer", "PulseServer", "TestTTS"]
+__all__ = ["ElectronServer", "LightningServer", "PulseServer", "TestTTS", "TwilioCaller"]
 
 
 def __getattr__(name: str) -> Any:
@@ -30,6 +31,10 @@ def __getattr__(name: str) -> Any:
         from voiceagent.testing.tts import TestTTS
 
         return TestTTS
+    if name == "TwilioCaller":
+        from voiceagent.testing.twilio import TwilioCaller
+
+        return TwilioCaller
     raise AttributeError(f"module 'voiceagent.testing' has no attribute {name!r}")
 
 
@@ -38,3 +43,4 @@ if TYPE_CHECKING:
     from voiceagent.testing.lightning import LightningServer
     from voiceagent.testing.pulse import PulseServer
     from voiceagent.testing.tts import TestTTS
+    from voiceagent.testing.twilio import TwilioCaller

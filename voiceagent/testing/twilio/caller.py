@@ -1,0 +1,343 @@
+"""The Twilio caller simulator: Twilio's side of a Media Stream over a real websocket."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from functools import partial
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup, TaskStatus
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from voiceagent.audio import write_wav
+from voiceagent.testing.twilio import wire
+from voiceagent.testing.twilio.playback import PlaybackBuffer
+from voiceagent.testing.twilio.record import CallRecord, MarkOutcome, Received, Sent
+from voiceagent.testing.twilio.speech import SpeechQueue, SpeechSource, load_speech
+
+logger = logging.getLogger(__name__)
+
+DTMF_DIGITS = frozenset("0123456789*#ABCD")
+_PLAYER_TICK_S = 0.02  # caller-clock seconds between playback checks when no mark is due
+_MIN_SLEEP_S = 0.002  # real seconds: keeps a fast clock from spinning the event loop
+
+
+class TwilioCaller(CallRecord):
+    """One simulated phone call into a bot's Twilio Media Streams websocket.
+
+    Sends ``connected``, ``start``, then a 20 ms μ-law ``media`` frame per 20 ms of caller
+    clock (the caller's speech, else silence) until ``stop()``, ``hang_up()``, the bot
+    closing, or ``trailing_silence_s`` of silence after the last speech (None: the line
+    stays open). ``speed`` > 1 runs the caller's clock, and the playback model, faster.
+    Use ``async with`` (the call runs in the background) or ``await caller.run()``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        audio: SpeechSource | None = None,
+        custom_parameters: Mapping[str, str] | None = None,
+        stream_sid: str | None = None,
+        call_sid: str | None = None,
+        account_sid: str | None = None,
+        speed: float = 1.0,
+        headers: Mapping[str, str] | None = None,
+        trailing_silence_s: float | None = None,
+        record_path: str | Path | None = None,
+        sample_rate: int = wire.SAMPLE_RATE,
+    ) -> None:
+        if speed <= 0:
+            raise ValueError(f"speed must be positive, got {speed}")
+        super().__init__()
+        self.url = url
+        self.custom_parameters = dict(custom_parameters or {})
+        self.stream_sid = stream_sid or wire.new_sid("MZ")
+        self.call_sid = call_sid or wire.new_sid("CA")
+        self.account_sid = account_sid or wire.new_sid("AC")
+        self.speed = speed
+        self.headers = dict(headers or {})
+        self.trailing_silence_s = trailing_silence_s
+        self.record_path = Path(record_path) if record_path is not None else None
+        self.playback = PlaybackBuffer()
+        self._speech = SpeechQueue()
+        if audio is not None:
+            self._speech.add(load_speech(audio, sample_rate), 0.0)
+        self._ws: ClientConnection | None = None
+        self._t0 = 0.0
+        self._seq = 0
+        self._send_lock = anyio.Lock()
+        self._closing = False
+        self._started = False
+        self._ended = anyio.Event()
+        self._tg: TaskGroup | None = None
+        self._outbox: list[str] = []  # mark echoes recorded, not yet sent
+        self._changed = anyio.Event()  # set (and replaced) whenever the record grows
+
+    # -- what the caller heard -----------------------------------------------------------
+
+    @property
+    def heard_pcm(self) -> bytes:
+        """PCM16 at 8 kHz of what the caller heard, silences included; sample 0 = t 0."""
+        return bytes(self.playback.heard)
+
+    @property
+    def media_played_at(self) -> list[float | None]:
+        """Per bot media message (arrival order): caller time it began playing, None if never."""
+        return self.playback.media_played_at
+
+    @property
+    def pending_marks(self) -> list[str]:
+        """Marks the bot sent that are neither played nor cleared yet."""
+        return self.playback.pending_marks
+
+    def now(self) -> float:
+        """Seconds on the caller's clock since ``connected`` was sent (0 before)."""
+        return (time.perf_counter() - self._t0) * self.speed if self._started else 0.0
+
+    @property
+    def ended(self) -> bool:
+        return self._ended.is_set()
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def __aenter__(self) -> TwilioCaller:
+        tg = anyio.create_task_group()
+        await tg.__aenter__()
+        try:
+            await tg.start(self._call)
+        except BaseException as error:
+            await tg.__aexit__(type(error), error, error.__traceback__)
+            raise
+        self._tg = tg
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        tg, self._tg = self._tg, None
+        assert tg is not None
+        if exc is None:
+            await self.stop()
+        else:
+            tg.cancel_scope.cancel()
+        return await tg.__aexit__(exc_type, exc, tb)
+
+    async def run(self) -> None:
+        """Place the call; return when it ended (the bot closed, or ``stop``/``hang_up``)."""
+        await self._call()
+
+    async def wait(self) -> None:
+        """Until the call has ended."""
+        await self._ended.wait()
+
+    async def wait_for(self, condition: Callable[[], bool]) -> bool:
+        """Until ``condition()`` holds (True) or the call has ended (its last value).
+
+        Checked after every frame from the bot and every mark echoed; bound it with
+        ``anyio.fail_after``.
+        """
+        while not condition() and not self.ended:
+            changed = self._changed
+            await changed.wait()
+        return condition()
+
+    # -- what the caller does ------------------------------------------------------------
+
+    def say(self, audio: SpeechSource, *, at: float | None = None, sample_rate: int = 8000) -> None:
+        """Queue more speech from caller time ``at`` (default now; after any speech queued)."""
+        self._speech.add(load_speech(audio, sample_rate), self.now() if at is None else at)
+
+    async def send_dtmf(self, digit: str) -> None:
+        if digit not in DTMF_DIGITS:
+            raise ValueError(f"not a DTMF digit: {digit!r}")
+        await self._send(lambda seq: wire.dtmf(seq, self.stream_sid, digit))
+
+    async def stop(self) -> None:
+        """End the stream as Twilio does: ``stop``, then a normal close."""
+        if self._closing or self._ws is None:
+            return
+        await self._send(
+            lambda seq: wire.stop(seq, self.stream_sid, self.account_sid, self.call_sid)
+        )
+        self._closing = True
+        await self._ws.close()
+
+    async def hang_up(self, *, abrupt: bool = False) -> None:
+        """The caller hangs up: like ``stop``; ``abrupt`` drops the TCP connection instead."""
+        if not abrupt:
+            await self.stop()
+        elif self._ws is not None and not self._closing:
+            self._closing = True
+            self._ws.transport.abort()
+
+    # -- the call ------------------------------------------------------------------------
+
+    async def _call(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        if self._started:
+            raise RuntimeError("a TwilioCaller places one call; make another for the next")
+        try:
+            async with connect(
+                self.url, additional_headers=self.headers, compression=None, max_size=None
+            ) as ws:
+                self._ws = ws
+                self._t0 = time.perf_counter()
+                self._started = True
+                await self._send(lambda _: wire.connected(), numbered=False)
+                await self._send(
+                    lambda seq: wire.start(
+                        seq,
+                        self.stream_sid,
+                        self.account_sid,
+                        self.call_sid,
+                        self.custom_parameters,
+                    )
+                )
+                task_status.started()
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._send_audio)
+                    tg.start_soon(self._play)
+                    await self._receive(ws)
+                    tg.cancel_scope.cancel()
+                self.close_code, self.close_reason = ws.close_code, ws.close_reason or ""
+        finally:
+            self._closing = True
+            if self._started:
+                self.playback.advance(self.now())
+                self._finish_recording()
+            self._ended.set()
+            self._notify()
+
+    def _finish_recording(self) -> None:
+        if self.record_path is not None:
+            write_wav(self.record_path, self.heard_pcm, wire.SAMPLE_RATE)
+
+    async def _send(self, build: Callable[[str], dict[str, Any]], *, numbered: bool = True) -> bool:
+        """Number, log and send one message (in sequence order); False once the line closed."""
+        async with self._send_lock:
+            if self._closing or self._ws is None:
+                return False
+            seq: str | None = None
+            if numbered:
+                self._seq += 1
+                seq = str(self._seq)
+            message = build(seq or "")
+            self.sent.append(Sent(self.now(), seq, message))
+            try:
+                await self._ws.send(json.dumps(message))
+            except ConnectionClosed:
+                return False
+            return True
+
+    async def _send_audio(self) -> None:
+        chunk = 0
+        quiet_since: float | None = None
+        while True:
+            t = chunk * wire.FRAME_S
+            await self._sleep_until(t)
+            frame = self._speech.next_frame(t)
+            chunk += 1
+            stamp = round(t * 1000)
+            sent = await self._send(
+                partial(
+                    wire.media,
+                    stream_sid=self.stream_sid,
+                    chunk=chunk,
+                    timestamp_ms=stamp,
+                    ulaw=frame,
+                )
+            )
+            if not sent:
+                return
+            quiet_since = (
+                (quiet_since if quiet_since is not None else t) if self._speech.idle else None
+            )
+            limit = self.trailing_silence_s
+            if limit is not None and quiet_since is not None and t - quiet_since >= limit:
+                await self.stop()
+                return
+
+    async def _play(self) -> None:
+        """Move the playback model on: echo each mark once the audio before it has played."""
+        while True:
+            self._echo(self.playback.advance(self.now()), "played")
+            due = self.playback.next_mark_due()
+            step = _PLAYER_TICK_S if due is None else min(_PLAYER_TICK_S, due - self.now())
+            await anyio.sleep(max(_MIN_SLEEP_S, step / self.speed))
+            await self._flush_echoes()
+
+    async def _receive(self, ws: ClientConnection) -> None:
+        try:
+            async for raw in ws:
+                self._on_frame(raw)
+                self._notify()
+                await self._flush_echoes()
+        except ConnectionClosed:
+            pass
+
+    def _on_frame(self, raw: str | bytes) -> None:
+        t = self.now()
+        if isinstance(raw, bytes):
+            self.received.append(Received(t, raw, None))
+            self._error("binary frame from the bot (Twilio takes JSON text frames only)")
+            return
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            self.received.append(Received(t, raw, None))
+            self._error(f"not JSON: {raw[:80]!r}")
+            return
+        self.received.append(Received(t, raw, message if isinstance(message, dict) else None))
+        for error in wire.check_bot_message(message, self.stream_sid):
+            self._error(error)
+        if not isinstance(message, dict):
+            return
+        event = message.get("event")
+        if event == "media":
+            ulaw = wire.media_payload(message)
+            self._echo(self.playback.add_media(t, ulaw or b""), "played")
+        elif event == "mark":
+            body = message.get("mark")
+            name = body.get("name") if isinstance(body, dict) else None
+            if isinstance(name, str):
+                self._echo(self.playback.add_mark(t, name), "played")
+        elif event == "clear":
+            reached, cleared = self.playback.clear(t)
+            self.clears.append(t)
+            self._echo(reached, "played")
+            self._echo(cleared, "cleared")
+
+    def _echo(self, names: list[str], outcome: MarkOutcome) -> None:
+        # Recorded now, in the order the model reached them; sent by _flush_echoes in order.
+        for name in names:
+            self.marks.append((name, outcome, self.now()))
+            self._outbox.append(name)
+
+    async def _flush_echoes(self) -> None:
+        while self._outbox:
+            name = self._outbox.pop(0)
+            await self._send(partial(wire.mark, stream_sid=self.stream_sid, name=name))
+        self._notify()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    def _error(self, error: str) -> None:
+        logger.warning("twilio caller: protocol error: %s", error)
+        self.protocol_errors.append(error)
+
+    async def _sleep_until(self, t: float) -> None:
+        delay = self._t0 + t / self.speed - time.perf_counter()
+        if delay > 0:
+            await anyio.sleep(delay)
