@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections.abc import Callable, Mapping
 from functools import partial
@@ -18,11 +17,10 @@ from websockets.exceptions import ConnectionClosed
 
 from voiceagent.audio import write_wav
 from voiceagent.testing.twilio import wire
+from voiceagent.testing.twilio.inbound import take_bot_frame
 from voiceagent.testing.twilio.playback import PlaybackBuffer
-from voiceagent.testing.twilio.record import CallRecord, MarkOutcome, Received, Sent
+from voiceagent.testing.twilio.record import CallRecord, MarkOutcome, Sent
 from voiceagent.testing.twilio.speech import SpeechQueue, SpeechSource, load_speech
-
-logger = logging.getLogger(__name__)
 
 DTMF_DIGITS = frozenset("0123456789*#ABCD")
 _PLAYER_TICK_S = 0.02  # caller-clock seconds between playback checks when no mark is due
@@ -240,32 +238,26 @@ class TwilioCaller(CallRecord):
             return True
 
     async def _send_audio(self) -> None:
+        """One frame per 20 ms of caller clock, on absolute deadlines (late frames catch up)."""
         chunk = 0
-        quiet_since: float | None = None
+        quiet_since: float | None = None  # caller time of the first frame of trailing silence
         while True:
             t = chunk * wire.FRAME_S
             await self._sleep_until(t)
+            silent = self._speech.idle
             frame = self._speech.next_frame(t)
             chunk += 1
-            stamp = round(t * 1000)
-            sent = await self._send(
-                partial(
-                    wire.media,
-                    stream_sid=self.stream_sid,
-                    chunk=chunk,
-                    timestamp_ms=stamp,
-                    ulaw=frame,
-                )
+            build = partial(
+                wire.media, stream_sid=self.stream_sid, chunk=chunk, timestamp_ms=round(t * 1000)
             )
-            if not sent:
+            if not await self._send(partial(build, ulaw=frame)):
                 return
-            quiet_since = (
-                (quiet_since if quiet_since is not None else t) if self._speech.idle else None
-            )
+            quiet_since = (t if quiet_since is None else quiet_since) if silent else None
             limit = self.trailing_silence_s
-            if limit is not None and quiet_since is not None and t - quiet_since >= limit:
-                await self.stop()
-                return
+            if limit is not None and quiet_since is not None:
+                if t + wire.FRAME_S - quiet_since >= limit - 1e-9:
+                    await self.stop()
+                    return
 
     async def _play(self) -> None:
         """Move the playback model on: echo each mark once the audio before it has played."""
@@ -279,43 +271,13 @@ class TwilioCaller(CallRecord):
     async def _receive(self, ws: ClientConnection) -> None:
         try:
             async for raw in ws:
-                self._on_frame(raw)
+                echoes = take_bot_frame(raw, self.now(), self.stream_sid, self.playback, self)
+                for name, outcome in echoes:
+                    self._echo([name], outcome)
                 self._notify()
                 await self._flush_echoes()
         except ConnectionClosed:
             pass
-
-    def _on_frame(self, raw: str | bytes) -> None:
-        t = self.now()
-        if isinstance(raw, bytes):
-            self.received.append(Received(t, raw, None))
-            self._error("binary frame from the bot (Twilio takes JSON text frames only)")
-            return
-        try:
-            message = json.loads(raw)
-        except ValueError:
-            self.received.append(Received(t, raw, None))
-            self._error(f"not JSON: {raw[:80]!r}")
-            return
-        self.received.append(Received(t, raw, message if isinstance(message, dict) else None))
-        for error in wire.check_bot_message(message, self.stream_sid):
-            self._error(error)
-        if not isinstance(message, dict):
-            return
-        event = message.get("event")
-        if event == "media":
-            ulaw = wire.media_payload(message)
-            self._echo(self.playback.add_media(t, ulaw or b""), "played")
-        elif event == "mark":
-            body = message.get("mark")
-            name = body.get("name") if isinstance(body, dict) else None
-            if isinstance(name, str):
-                self._echo(self.playback.add_mark(t, name), "played")
-        elif event == "clear":
-            reached, cleared = self.playback.clear(t)
-            self.clears.append(t)
-            self._echo(reached, "played")
-            self._echo(cleared, "cleared")
 
     def _echo(self, names: list[str], outcome: MarkOutcome) -> None:
         # Recorded now, in the order the model reached them; sent by _flush_echoes in order.
@@ -332,10 +294,6 @@ class TwilioCaller(CallRecord):
     def _notify(self) -> None:
         self._changed.set()
         self._changed = anyio.Event()
-
-    def _error(self, error: str) -> None:
-        logger.warning("twilio caller: protocol error: %s", error)
-        self.protocol_errors.append(error)
 
     async def _sleep_until(self, t: float) -> None:
         delay = self._t0 + t / self.speed - time.perf_counter()
