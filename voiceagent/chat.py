@@ -1,5 +1,6 @@
-"""``voiceagent chat``: typed turns with an agent; stdout gets what the agent said (one line a
-turn), stderr everything else; ``--out`` records the speech on the session clock.
+"""``voiceagent chat``: typed turns with an agent, or one spoken turn from a WAV (``--in``);
+stdout gets what the agent said (one line a turn), stderr everything else; ``--out`` records
+the speech on the session clock.
 
 The agent's greeting is not spoken here: chat answers what you type, and the greeting is
 for phone bots and the live demo, where the agent speaks first.
@@ -29,11 +30,13 @@ from voiceagent.llm import LLMEndpoint, resolve_llm_endpoint
 
 if TYPE_CHECKING:
     from voiceagent.adapters.config import Components
+    from voiceagent.listen import SpeechInput
+    from voiceagent.timeline import Timeline
+    from voiceagent.turn import TurnResult
 
 PROG = "voiceagent chat"
 LOG_ENV = "VOICEAGENT_LOG"  # e.g. VOICEAGENT_LOG=info; debug also shows tracebacks
 DEMO_ISSUE = "the demo issue"  # brings playing on an audio device
-LISTENING_ISSUE = "the listening issue"  # brings speech input
 INTERRUPTED = 130  # the shell's code for a process ended by Ctrl-C (128 + SIGINT)
 
 logger = logging.getLogger(__name__)
@@ -43,7 +46,11 @@ class ChatError(ValueError):
     """A usage error of ``voiceagent chat``; the message says what to do."""
 
 
-USER_ERRORS = (AgentRefError, NotAvailableYet, ChatError)
+def _user_errors() -> tuple[type[Exception], ...]:
+    from voiceagent.adapters.config import ConfigError
+    from voiceagent.listen import ListenError
+
+    return (AgentRefError, NotAvailableYet, ChatError, ConfigError, ListenError)
 
 
 @dataclass
@@ -55,6 +62,7 @@ class Setup:
     endpoint: LLMEndpoint
     components: Components
     say: str | None
+    speech_in: SpeechInput | None  # --in: the WAV file to hear
     out: Path | None
     timeline_json: Path | None
     timeline_html: Path | None
@@ -79,7 +87,7 @@ def main(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> 
         return INTERRUPTED
     except Exception as error:
         leaf = _first_leaf(error)
-        if isinstance(leaf, USER_ERRORS) or _is_config_error(leaf):
+        if isinstance(leaf, _user_errors()):
             print(f"{PROG}: error: {leaf}", file=sys.stderr)
             return 2
         logger.debug("chat failed", exc_info=error)
@@ -92,10 +100,11 @@ def prepare(args: argparse.Namespace, environ: Mapping[str, str]) -> Setup:
     """The agent, the LLM endpoint and the components; raises the user errors."""
     from voiceagent.adapters import from_config
 
+    speech_in = None
     if args.in_wav is not None:
-        raise NotAvailableYet(
-            f"--in (speech input) is not available yet: it arrives with {LISTENING_ISSUE}"
-        )
+        from voiceagent.listen import read_input
+
+        speech_in = read_input(args.in_wav)
     if args.say is not None and not args.say.strip():
         raise ChatError("--say needs some text")
     agent = _with_overrides(load_agent(args.agent), args)
@@ -108,6 +117,8 @@ def prepare(args: argparse.Namespace, environ: Mapping[str, str]) -> Setup:
         stt_url=args.stt_url,
         api_key=args.api_key,
         environ=environ,
+        need_stt=speech_in is not None,  # whisper loads a model: only for speech to hear
+        input_rate=speech_in.sample_rate if speech_in is not None else None,
     )
     out = _writable(args.out, "--out")
     if out is not None and components.tts is None:
@@ -122,6 +133,7 @@ def prepare(args: argparse.Namespace, environ: Mapping[str, str]) -> Setup:
         endpoint=resolve_llm_endpoint(args.llm_url, args.api_key, environ),
         components=components,
         say=args.say,
+        speech_in=speech_in,
         out=out,
         timeline_json=_writable(args.timeline, "--timeline"),
         timeline_html=_writable(args.timeline_html, "--timeline-html"),
@@ -131,6 +143,7 @@ def prepare(args: argparse.Namespace, environ: Mapping[str, str]) -> Setup:
 async def session(setup: Setup, reader: LineReader) -> int:
     """The whole chat: components up, one turn per input, timelines rewritten after each."""
     from voiceagent.history import History
+    from voiceagent.listen import answer_speech
     from voiceagent.llm import ElectronClient
     from voiceagent.llm.pool import aclose_shared_clients
     from voiceagent.speech import SpeechQueue
@@ -157,15 +170,16 @@ async def session(setup: Setup, reader: LineReader) -> int:
 
                 speaker = WavSpeaker(setup.out, sample_rate=speech.sample_rate, origin=clock.origin)
                 tg.start_soon(speaker.play, speech, name="speaker")
-            if setup.say is None and reader.interactive:
+            if setup.say is None and setup.speech_in is None and reader.interactive:
                 print("Type a message and press Enter; Ctrl-D ends.", file=sys.stderr)
             try:
-                while (text := await _next_text(setup.say, reader)) is not None:
-                    result = await engine.run(text)
-                    _write_timelines(setup, timeline)  # before the line: stdout readers may look
-                    print(" ".join(result.heard.split()), flush=True)
-                    print(result.timeline.lanes(_width()), file=sys.stderr, flush=True)
-                    failed += result.reason == "error"
+                if setup.speech_in is not None:
+                    stt = setup.components.stt
+                    assert stt is not None  # prepare() asked for one
+                    spoken = await answer_speech(stt, setup.speech_in, engine, clock)
+                    failed = 1 if spoken is None else _report(setup, spoken, timeline)
+                while setup.speech_in is None and (text := await _next_text(setup.say, reader)):
+                    failed += _report(setup, await engine.run(text), timeline)
                     if setup.say is not None:
                         break
             finally:
@@ -173,6 +187,14 @@ async def session(setup: Setup, reader: LineReader) -> int:
                     _write_timelines(setup, timeline)
             tg.cancel_scope.cancel()  # the speaker plays until stopped: the WAV closes here
     return 1 if failed else 0
+
+
+def _report(setup: Setup, result: TurnResult, timeline: Timeline) -> int:
+    """A finished turn out: the timeline files, the line on stdout, the lanes; 1 if it failed."""
+    _write_timelines(setup, timeline)  # before the line: stdout readers may look
+    print(" ".join(result.heard.split()), flush=True)
+    print(result.timeline.lanes(_width()), file=sys.stderr, flush=True)
+    return int(result.reason == "error")
 
 
 async def _start_llm(endpoint: LLMEndpoint, stack: AsyncExitStack) -> str:
@@ -194,6 +216,13 @@ def _describe(setup: Setup) -> None:
     """The components chosen, on stderr (the LLM line is already out)."""
     components, agent = setup.components, setup.agent
     lines = [components.description, *(f"     note: {n}" for n in components.notes)]
+    if setup.speech_in is not None and components.stt_description is not None:
+        wav = setup.speech_in
+        lines.append(components.stt_description)
+        lines.append(
+            f"input: {wav.path} ({wav.duration_ms / 1000:.1f} s at {wav.sample_rate} Hz, "
+            "streamed in real time)"
+        )
     if setup.out is not None:
         lines.append(
             f"output: {setup.out} (16-bit mono WAV, {components.sample_rate} Hz, "
@@ -291,12 +320,6 @@ def _first_leaf(error: BaseException) -> BaseException:
     while isinstance(children := getattr(error, "exceptions", None), tuple) and children:
         error = children[0]
     return error
-
-
-def _is_config_error(error: BaseException) -> bool:
-    from voiceagent.adapters.config import ConfigError
-
-    return isinstance(error, ConfigError)
 
 
 class _BriefFormatter(logging.Formatter):
