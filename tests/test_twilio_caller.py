@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 from anyio.from_thread import start_blocking_portal
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import InvalidStatus
 
 from voiceagent.audio import int16_to_pcm, read_wav, ulaw_decode, ulaw_encode, write_wav
 from voiceagent.testing import TwilioCaller
@@ -455,3 +457,65 @@ def test_the_cli_places_one_call_and_prints_a_summary(
     assert out.splitlines()[0].startswith(f"heard: {heard}")
     assert "mark 'reply-0': played" in out and "protocol errors: 0" in out
     assert read_wav(heard)[1] == 8000
+
+
+# -- driving a call --------------------------------------------------------------------------
+
+
+async def test_speech_said_now_starts_in_the_next_frames_for_barge_in() -> None:
+    async def script(ws: ServerConnection, bot: Bot) -> None:
+        await until(ws, bot, "start")
+        await ws.send(media(bot.stream_sid, ulaw_encode(tone(3.0))))
+        await ws.send(mark(bot.stream_sid, "long"))
+        while True:  # a barge-in: the first loud frame from the caller clears the line
+            payload = base64.b64decode((await until(ws, bot, "media"))["media"]["payload"])
+            if set(payload) != {0xFF}:
+                break
+        await ws.send(json.dumps({"event": "clear", "streamSid": bot.stream_sid}))
+        await listen_to_the_end(ws, bot)
+
+    async with twilio_bot(script) as (url, bot):
+        async with TwilioCaller(url, speed=FAST) as caller:
+            assert await caller.wait_for(lambda: caller.media_played_at != [])
+            caller.say(tone(0.2))
+            said_at, sent = caller.now(), len(caller.sent_events("media"))
+            assert await caller.wait_for(lambda: len(caller.sent_events("media")) > sent + 12)
+    loud = [
+        m for m in bot.events("media") if set(base64.b64decode(m["media"]["payload"])) != {0xFF}
+    ]
+    assert len(loud) == 10 and int(loud[0]["media"]["timestamp"]) >= 1000 * said_at - 20
+    assert [(name, how) for name, how, _ in caller.marks] == [("long", "cleared")]
+
+
+async def test_an_abrupt_hang_up_drops_the_line_without_stop() -> None:
+    async def script(ws: ServerConnection, bot: Bot) -> None:
+        await listen_to_the_end(ws, bot)
+
+    async with twilio_bot(script) as (url, bot):
+        async with TwilioCaller(url, speed=FAST) as caller:
+            await caller.wait_for(lambda: len(caller.sent) > 5)
+            await caller.hang_up(abrupt=True)
+            await caller.wait()
+    assert bot.events("stop") == [] and caller.close_code == 1006
+
+
+async def test_a_rejected_upgrade_raises_the_handshake_error() -> None:
+    async def refuse(connection: ServerConnection, request: Any) -> Any:
+        return connection.respond(403, "bad signature\n")
+
+    async def never_called(ws: ServerConnection) -> None:
+        await ws.close()
+
+    async with serve(never_called, "127.0.0.1", 0, process_request=refuse) as server:
+        port = server.sockets[0].getsockname()[1]
+        with pytest.raises(InvalidStatus):
+            async with TwilioCaller(f"ws://127.0.0.1:{port}/twilio"):
+                pass
+
+
+def test_a_call_can_run_in_a_thread_for_synchronous_tests() -> None:
+    with bot_in_thread(echo_bot(frames_per_reply=5, replies=1)) as url:
+        with TwilioCaller.running_in_thread(url, audio=tone(0.1), speed=FAST) as caller:
+            while not caller.ended:
+                time.sleep(0.01)
+    assert [(name, how) for name, how, _ in caller.marks] == [("reply-0", "played")]

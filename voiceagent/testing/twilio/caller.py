@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from types import TracebackType
@@ -12,6 +14,7 @@ from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
+from anyio.from_thread import start_blocking_portal
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -111,8 +114,12 @@ class TwilioCaller(CallRecord):
         await tg.__aenter__()
         try:
             await tg.start(self._call)
-        except BaseException as error:
-            await tg.__aexit__(type(error), error, error.__traceback__)
+        except BaseException:
+            # The call failed before it started (refused, rejected upgrade): raise that
+            # error itself, not a group around it.
+            tg.cancel_scope.cancel()
+            with contextlib.suppress(BaseException):
+                await tg.__aexit__(None, None, None)
             raise
         self._tg = tg
         return self
@@ -131,6 +138,15 @@ class TwilioCaller(CallRecord):
             tg.cancel_scope.cancel()
         return await tg.__aexit__(exc_type, exc, tb)
 
+    @classmethod
+    @contextmanager
+    def running_in_thread(cls, url: str, **kwargs: Any) -> Iterator[TwilioCaller]:
+        """Place the call on an event loop in a background thread (for synchronous tests);
+        ``stop`` on leaving. Read the record after the block; it is shared with that thread."""
+        caller = cls(url, **kwargs)
+        with start_blocking_portal() as portal, portal.wrap_async_context_manager(caller):
+            yield caller
+
     async def run(self) -> None:
         """Place the call; return when it ended (the bot closed, or ``stop``/``hang_up``)."""
         await self._call()
@@ -142,7 +158,7 @@ class TwilioCaller(CallRecord):
     async def wait_for(self, condition: Callable[[], bool]) -> bool:
         """Until ``condition()`` holds (True) or the call has ended (its last value).
 
-        Checked after every frame from the bot and every mark echoed; bound it with
+        Checked after every message either way; bound it with
         ``anyio.fail_after``.
         """
         while not condition() and not self.ended:
@@ -235,7 +251,8 @@ class TwilioCaller(CallRecord):
                 await self._ws.send(json.dumps(message))
             except ConnectionClosed:
                 return False
-            return True
+        self._notify()
+        return True
 
     async def _send_audio(self) -> None:
         """One frame per 20 ms of caller clock, on absolute deadlines (late frames catch up)."""

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 import anyio
+from websockets.exceptions import WebSocketException
 
 from voiceagent.testing.twilio.caller import TwilioCaller
 
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         return 2
     try:
         anyio.run(caller.run)
-    except (OSError, ValueError) as error:  # websockets' handshake errors are OSError/ValueError
+    except (OSError, WebSocketException) as error:  # refused, or the upgrade was rejected
         print(f"{parser.prog}: the call failed: {error}", file=sys.stderr)
         return 1
     _summary(caller, record)
