@@ -395,6 +395,9 @@ async def test_each_protocol_error_of_the_bot_is_flagged_without_ending_the_call
         await ws.send("{not json")
         await ws.send(json.dumps({"event": "media", "streamSid": sid, "media": {"payload": "%%"}}))
         await ws.send(json.dumps({"event": "clear", "streamSid": "MZwrong"}))
+        body = {"payload": "/w==", "track": "inbound", "sampleRate": 16000}
+        await ws.send(json.dumps({"event": "media", "streamSid": sid, "media": body}))
+        await ws.send(json.dumps({"event": "mark", "streamSid": sid, "mark": {}}))
         await ws.send(mark(sid, "still-works"))
         while not bot.marks_back:
             await receive(ws, bot)
@@ -413,6 +416,9 @@ async def test_each_protocol_error_of_the_bot_is_flagged_without_ending_the_call
         "not JSON",
         "payload is not base64",
         "clear: wrong streamSid",
+        "media: track 'inbound'",
+        "media: sampleRate 16000",
+        "mark: missing mark.name",
     ]
     for fragment in expected:
         assert sum(fragment in error for error in errors) == 1, (fragment, errors)
