@@ -25,7 +25,7 @@ def test_help_lists_every_command() -> None:
         assert command in done.stdout
 
 
-@pytest.mark.parametrize("command", ["demo", "phone"])
+@pytest.mark.parametrize("command", ["demo"])
 def test_commands_of_later_issues_fail_clearly(command: str) -> None:
     done = run_cli(command)
     assert done.returncode == 2

@@ -12,7 +12,6 @@ from voiceagent import __version__
 # subcommand -> the issue that brings it, for the ones this version does not run yet
 _NOT_YET = {
     "demo": "the mic-to-speaker demo",
-    "phone": "the phone bots",
 }
 
 _DESCRIPTION = """\
@@ -82,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     phone.add_argument("--public-url", help="the wss:// base the carrier dials")
     phone.add_argument("--carrier", choices=["twilio", "telnyx", "plivo", "exotel"])
     phone.add_argument("--twiml", action="store_true", help="print the TwiML and exit")
+    phone.add_argument("--max-call-s", type=float, default=1800.0, help="longest call (seconds)")
+    phone.add_argument("--drain-s", type=float, default=300.0, help="SIGTERM: calls may finish")
+    phone.add_argument("--dtmf-text", action="store_true", help="keys pressed reach the agent")
     _add_shared_options(phone)
 
     sub.add_parser(
@@ -107,6 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from voiceagent.chat import main as chat_main
 
         return chat_main(args)
+    if args.command == "phone":
+        from voiceagent.phone import main as phone_main
+
+        return phone_main(args)
     print(
         f"voiceagent {args.command} is not available yet: it arrives with "
         f"{_NOT_YET[args.command]}. What works now: voiceagent chat and voiceagent sim.",

@@ -142,6 +142,9 @@ class Session:
         now = self.clock.now_ms()
         playing = self.speech.playing if self.speech is not None else None
         segment = playing.id if playing is not None else 0
+        flush = getattr(self.transport.output, "interrupt", None)
+        if callable(flush):  # e.g. a phone line: `clear`, and what was heard corrected first
+            flush()
         self.engine.interrupt()
         turn = self.timeline.turns[-1] if self.timeline.turns else None
         if turn is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -58,6 +58,11 @@ class Segment:
             self._fragments.close()
             self._fragments = None
 
+    def correct_played(self, samples: int) -> None:
+        """What the listener really heard, when the output knows better than what it read
+        (a phone line's marks): never more than was handed over."""
+        self.played = max(0, min(samples, self.played))
+
     def heard_text(self) -> str:
         """The words whose audio has played, in proportion to samples played."""
         if self.played == 0:
@@ -91,6 +96,7 @@ class SpeechQueue:
         # Segments whose last sample was handed over but has not played yet, with the
         # output position where it will have: they end when a later block reaches it.
         self._ending: list[tuple[Segment, int]] = []
+        self._on_end: Callable[[Segment, int], None] | None = None
         self._idle = anyio.Event()
         self._idle.set()
 
@@ -182,11 +188,18 @@ class SpeechQueue:
             self._retire(self._segments[0], position + len(out) // BYTES_PER_SAMPLE)
         return bytes(out)
 
+    def watch_segment_ends(self, callback: Callable[[Segment, int], None] | None) -> None:
+        """``callback(segment, end_position)`` as a segment's last sample is handed over, from
+        inside ``read``: a phone line sends its mark there (DESIGN.md, "What was heard")."""
+        self._on_end = callback
+
     def _retire(self, segment: Segment, end_position: int) -> None:
         self._segments.popleft()
         if segment.started and not segment.cancelled:
             at = self._ms(end_position)
             mark(segment, "audio.end", at_ms=at, text=segment.text.strip())
+            if self._on_end is not None:
+                self._on_end(segment, end_position)
         self._ending.append((segment, end_position))
 
     def _played_up_to(self, position: int) -> None:

@@ -1,0 +1,247 @@
+"""The websocket server Twilio's ``<Connect><Stream>`` dials: one ``PhoneTransport`` per call,
+``GET /health``, the ``X-Twilio-Signature`` check, bounded messages and a graceful drain."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+
+import anyio
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from voiceagent.adapters import twilio
+from voiceagent.adapters.phone_transport import PhoneTransport
+
+logger = logging.getLogger(__name__)
+
+CALL_PATHS = ("/twilio", "/")  # "/" detects the carrier; Twilio is the one spoken here so far
+MAX_MESSAGE_BYTES = 64 * 1024  # a Twilio message is well under 2 KB; larger ones are dropped
+HARD_MAX_BYTES = 1024 * 1024  # beyond this the socket itself is closed (1009)
+LOGGED_PER_CALL = 5  # malformed messages logged per call; all of them are counted
+
+RunCall = Callable[[PhoneTransport], Awaitable[None]]
+
+
+class SignatureConfigError(ValueError):
+    """An auth token without the public URL its signatures are computed over."""
+
+
+def twilio_signature(auth_token: str, url: str) -> str:
+    """Twilio's request signature for a URL without POST parameters (the stream's upgrade)."""
+    digest = hmac.new(auth_token.encode(), url.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+class PhoneServer:
+    """Serves calls on ``host:port``: each connection's ``start`` makes a ``PhoneTransport``
+    that ``run_call`` runs (a ``Session`` of the agent); the socket closes when it returns.
+
+    With ``auth_token`` every upgrade must carry ``X-Twilio-Signature`` for ``public_url`` +
+    path (403 otherwise). Malformed or unknown messages are counted in ``malformed`` and
+    logged, never fatal. ``drain()`` stops accepting and lets the calls in progress end.
+    """
+
+    def __init__(
+        self,
+        run_call: RunCall,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        public_url: str | None = None,
+        auth_token: str | None = None,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+        start_timeout_s: float = 10.0,
+        dtmf_text: bool = False,
+    ) -> None:
+        if auth_token and not public_url:
+            raise SignatureConfigError(
+                "TWILIO_AUTH_TOKEN is set but --public-url is not: the signature Twilio sends "
+                "is computed over the public URL it dials (e.g. wss://bot.example.com)"
+            )
+        self.run_call = run_call
+        self.host, self.port = host, port
+        self.public_url = public_url.rstrip("/") if public_url else None
+        self.auth_token = auth_token or None
+        self.max_message_bytes = max_message_bytes
+        self.start_timeout_s = start_timeout_s
+        self.dtmf_text = dtmf_text
+        self.calls = 0  # in progress
+        self.calls_served = 0
+        self.malformed: Counter[str] = Counter()  # reason -> messages
+        self.refused: Counter[int] = Counter()  # HTTP status -> upgrades refused
+        self._server: Server | None = None
+        self._connections: set[ServerConnection] = set()
+        self._idle = anyio.Event()
+        self._idle.set()
+
+    @property
+    def url(self) -> str:
+        """The call URL to dial locally, e.g. ``ws://127.0.0.1:8080/twilio``."""
+        return f"ws://{self.host}:{self.port}/twilio"
+
+    async def __aenter__(self) -> PhoneServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def start(self) -> None:
+        self._server = await serve(
+            self._handle,
+            self.host,
+            self.port,
+            process_request=self._process_request,
+            max_size=HARD_MAX_BYTES,
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def idle(self) -> None:
+        """Until no call is in progress."""
+        await self._idle.wait()
+
+    async def drain(self, timeout_s: float) -> None:
+        """Stop accepting (new connections are refused), let calls finish for up to
+        ``timeout_s``, then end the rest (close 1001, "going away")."""
+        if self._server is None:
+            return
+        self._server.close(close_connections=False)
+        with anyio.move_on_after(timeout_s):
+            await self._idle.wait()
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._server is None:
+            return
+        self._server.close(close_connections=False)
+        for connection in list(self._connections):
+            await connection.close(1001, "server shutting down")
+        await self._server.wait_closed()
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        if path == "/health":
+            return _json(connection, {"status": "ok", "calls": self.calls})
+        if path not in CALL_PATHS:
+            return self._refuse(connection, 404, f"no calls on {path}: dial /twilio")
+        if self.auth_token is not None:
+            expected = twilio_signature(self.auth_token, f"{self.public_url}{request.path}")
+            given = request.headers.get("X-Twilio-Signature", "")
+            if not hmac.compare_digest(given.encode(), expected.encode()):
+                logger.warning("refused %s: missing or wrong X-Twilio-Signature", path)
+                return self._refuse(connection, 403, "missing or wrong X-Twilio-Signature")
+        return None
+
+    def _refuse(self, connection: ServerConnection, status: int, text: str) -> Response:
+        self.refused[status] += 1
+        return connection.respond(status, text + "\n")
+
+    async def _handle(self, connection: ServerConnection) -> None:
+        self._connections.add(connection)
+        self.calls += 1
+        self._idle = anyio.Event() if self.calls == 1 else self._idle
+        try:
+            start = await self._first_start(connection)
+            if start is not None:
+                self.calls_served += 1
+                await self._call(connection, PhoneTransport(start, origin=time.monotonic(),
+                                                            dtmf_text=self.dtmf_text))  # fmt: skip
+        finally:
+            self.calls -= 1
+            self._connections.discard(connection)
+            if self.calls == 0:
+                self._idle.set()
+            await connection.close()
+
+    async def _first_start(self, connection: ServerConnection) -> twilio.Start | None:
+        """Frames up to ``start`` (``connected`` first); None if the caller never starts."""
+        with anyio.move_on_after(self.start_timeout_s):
+            try:
+                async for message in connection:
+                    frame = self._parse(message)
+                    if isinstance(frame, twilio.Start):
+                        return frame
+                    if isinstance(frame, twilio.Stop):
+                        return None
+            except ConnectionClosed:
+                return None
+        logger.warning("no start message within %.0f s: closing", self.start_timeout_s)
+        return None
+
+    async def _call(self, connection: ServerConnection, transport: PhoneTransport) -> None:
+        start = transport.start
+        logger.info("call %s started (stream %s)", start.call_sid, start.stream_sid)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._read, connection, transport)
+            async with anyio.create_task_group() as talking:
+                talking.start_soon(self._write, connection, transport)
+                try:
+                    await self.run_call(transport)
+                except Exception:
+                    logger.exception("call %s failed", start.call_sid)
+                finally:
+                    await transport.aclose()
+            tg.cancel_scope.cancel()  # everything sent: stop listening, close the socket
+        logger.info("call %s ended", start.call_sid)
+
+    async def _read(self, connection: ServerConnection, transport: PhoneTransport) -> None:
+        try:
+            async for message in connection:
+                frame = self._parse(message)
+                if frame is not None:
+                    transport.receive(frame)
+                if isinstance(frame, twilio.Stop):
+                    return
+        except ConnectionClosed:
+            pass
+        finally:
+            transport.hang_up()
+
+    async def _write(self, connection: ServerConnection, transport: PhoneTransport) -> None:
+        async with transport.outgoing() as messages:
+            try:
+                async for message in messages:
+                    await connection.send(message)
+            except ConnectionClosed:
+                transport.hang_up()
+
+    def _parse(self, message: str | bytes) -> twilio.Frame | None:
+        """A frame, or None for a message we cannot use (counted, logged, skipped)."""
+        if len(message) > self.max_message_bytes:
+            self._malformed("too_large", f"a message of {len(message)} bytes")
+            return None
+        try:
+            return twilio.parse(message)
+        except twilio.UnknownEvent as error:
+            self._malformed("unknown_event", str(error))
+        except twilio.FrameError as error:
+            self._malformed("binary" if isinstance(message, bytes) else "invalid", str(error))
+        return None
+
+    def _malformed(self, reason: str, detail: str) -> None:
+        self.malformed[reason] += 1
+        if sum(self.malformed.values()) <= LOGGED_PER_CALL * max(1, self.calls_served):
+            logger.warning("skipped an inbound message (%s): %s", reason, detail)
+
+
+def _json(connection: ServerConnection, body: dict[str, object]) -> Response:
+    response = connection.respond(200, json.dumps(body))
+    headers = Headers((k, v) for k, v in response.headers.raw_items() if k != "Content-Type")
+    headers["Content-Type"] = "application/json"
+    response.headers = headers
+    return response

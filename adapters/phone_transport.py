@@ -1,0 +1,336 @@
+"""One phone call as a ``ports.Transport``: the caller's μ-law decoded, DTMF, and the agent's
+voice paced down the line with a mark after each segment, heard as Twilio's marks say."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import Counter, deque
+from collections.abc import AsyncGenerator, Callable, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+import anyio
+import anyio.lowlevel
+from anyio.streams.memory import MemoryObjectReceiveStream
+
+from voiceagent import audio, ports
+from voiceagent.adapters import twilio
+
+logger = logging.getLogger(__name__)
+
+FRAME_SAMPLES = 160  # 20 ms at 8 kHz
+FRAME_S = FRAME_SAMPLES / twilio.SAMPLE_RATE
+SILENCE = b"\xff"  # μ-law of 0
+
+
+class SpokenSegment(Protocol):
+    """What a speaker needs of a queued segment (``voiceagent.speech.Segment``)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def played(self) -> int: ...
+
+    def correct_played(self, samples: int) -> None: ...
+
+
+@runtime_checkable
+class SegmentedSource(Protocol):
+    """An ``AudioSource`` that says where each segment ends (``voiceagent.speech.SpeechQueue``)."""
+
+    @property
+    def sample_rate(self) -> int: ...
+
+    @property
+    def playing(self) -> SpokenSegment | None: ...
+
+    def read(self, n_samples: int, position: int) -> bytes: ...
+
+    def watch_segment_ends(self, callback: Callable[[SpokenSegment, int], None] | None) -> None: ...
+
+
+_Sent = tuple[SpokenSegment | None, int]  # samples of one segment (None: silence) on the line
+
+
+class PhoneSpeaker:
+    """``ports.AudioSink`` for one Twilio stream; ``send`` queues a text frame for the socket.
+
+    Frame k (output samples from ``k·160``) is sent ``lead_ms`` before it is due on the session
+    clock (``origin`` = the ``start`` message), silence included, so Twilio always holds a
+    little audio against network jitter and its marks come back when a segment really ends.
+    ``interrupt()`` (barge-in) sends ``clear`` and corrects each segment's ``played``.
+    """
+
+    def __init__(
+        self, stream_sid: str, send: Callable[[str], None], *, origin: float, lead_ms: float = 60.0
+    ) -> None:
+        self.stream_sid = stream_sid
+        self._send = send
+        self.origin = origin
+        self.lead_frames = max(1, math.ceil(lead_ms / 1000 / FRAME_S))
+        self.marks_sent: list[str] = []
+        self.confirmed: list[str] = []  # echoed while playing: heard to the end
+        self.cleared: list[str] = []  # echoed because of a clear: not heard
+        self.frames_sent = 0
+        # The line since the last confirmed mark (or clear): audio and the marks between.
+        self._line: deque[_Sent | str] = deque()
+        self._anchor = origin  # when Twilio started playing the head of ``_line``
+        self._clearing: set[str] = set()  # marks a clear will echo
+        self._ends: list[tuple[SpokenSegment, int]] = []  # segments ended in the current read
+        self._source: SegmentedSource | None = None
+        self._played: anyio.Event | None = None  # set when no mark is outstanding
+
+    @property
+    def sample_rate(self) -> int:
+        return twilio.SAMPLE_RATE
+
+    @property
+    def outstanding(self) -> list[str]:
+        """Marks sent and not yet echoed."""
+        return [item for item in self._line if isinstance(item, str)]
+
+    async def play(self, source: ports.AudioSource) -> None:
+        """Sends ``source`` down the line in real time until cancelled."""
+        if source.sample_rate != twilio.SAMPLE_RATE:
+            raise ValueError(f"a phone line plays 8000 Hz, not {source.sample_rate}")
+        if isinstance(source, SegmentedSource):
+            self._source = source
+            source.watch_segment_ends(self._segment_ended)
+        k = max(0, math.floor((time.monotonic() - self.origin) / FRAME_S))
+        self._anchor = time.monotonic()
+        try:
+            while True:
+                due = self.origin + k * FRAME_S - self.lead_frames * FRAME_S
+                if (wait := due - time.monotonic()) > 0:
+                    await anyio.sleep(wait)
+                self._frame(source, k * FRAME_SAMPLES)
+                k += 1
+                await anyio.lowlevel.checkpoint()
+        finally:
+            if self._source is not None:
+                self._source.watch_segment_ends(None)
+
+    def _segment_ended(self, segment: SpokenSegment, end_position: int) -> None:
+        self._ends.append((segment, end_position))
+
+    def _frame(self, source: ports.AudioSource, position: int) -> None:
+        """One 20 ms frame: the audio read, a mark where each segment ended, silence after."""
+        pcm = source.read(FRAME_SAMPLES, position)
+        got = audio.pcm_samples(pcm)
+        ends, self._ends = self._ends, []
+        offset = 0
+        for segment, end in ends:
+            cut = min(max(end - position, offset), got)
+            self._media(pcm[2 * offset : 2 * cut], segment)
+            self._mark(str(segment.id))
+            offset = cut
+        playing = self._source.playing if self._source is not None else None
+        self._media(pcm[2 * offset :], playing, pad=FRAME_SAMPLES - got)
+
+    def _media(self, pcm: bytes, segment: SpokenSegment | None, *, pad: int = 0) -> None:
+        samples = audio.pcm_samples(pcm)
+        if samples + pad == 0:
+            return
+        if samples:
+            self._line.append((segment, samples))
+        if pad:
+            self._line.append((None, pad))
+        self._send(twilio.media(self.stream_sid, audio.ulaw_encode(pcm) + SILENCE * pad))
+        self.frames_sent += 1
+
+    def _mark(self, name: str) -> None:
+        self._line.append(name)
+        self.marks_sent.append(name)
+        if self._played is not None and self._played.is_set():
+            self._played = None
+        self._send(twilio.mark(self.stream_sid, name))
+
+    def confirm(self, name: str) -> None:
+        """Twilio echoed the mark ``name``: everything before it has played (or was cleared)."""
+        if name in self._clearing:
+            self._clearing.discard(name)
+            self.cleared.append(name)
+            return
+        if name not in self._line:
+            logger.warning("mark %r echoed but never sent (or echoed twice): ignored", name)
+            return
+        while self._line.popleft() != name:
+            pass
+        self._anchor = time.monotonic()
+        self.confirmed.append(name)
+        self._check_played()
+
+    def interrupt(self) -> None:
+        """Barge-in: ``clear`` Twilio's buffer; what the caller heard is corrected now.
+
+        Segments whose marks came back are heard in full; of the one playing, the part the
+        audio sent after the last confirmed mark covers in the time elapsed since (DESIGN.md,
+        "What was heard"); anything later was not heard. The marks the ``clear`` echoes
+        confirm the unheard ones.
+        """
+        heard = max(0, round((time.monotonic() - self._anchor) * twilio.SAMPLE_RATE))
+        estimate: Counter[int] = Counter()
+        segments: dict[int, SpokenSegment] = {}
+        for item in self._line:
+            if isinstance(item, str):
+                continue
+            segment, samples = item
+            part = min(samples, heard)
+            heard -= part
+            if segment is not None:
+                segments.setdefault(segment.id, segment)
+                estimate[segment.id] += part
+        interrupted = next(iter(segments), None)
+        for sid, segment in segments.items():
+            segment.correct_played(estimate[sid] if sid == interrupted else 0)
+        self._clearing.update(self.outstanding)
+        self._line.clear()
+        self._send(twilio.clear(self.stream_sid))
+        self._anchor = time.monotonic()
+        # Twilio's buffer is empty now: refill the lead with silence so jitter cannot starve it.
+        self._media(b"", None, pad=self.lead_frames * FRAME_SAMPLES)
+        self._check_played()
+
+    async def wait_played(self) -> None:
+        """Until every mark sent has been echoed (the goodbye has been heard)."""
+        if self._played is None:
+            self._played = anyio.Event()
+            self._check_played()
+        await self._played.wait()
+
+    def _check_played(self) -> None:
+        if self._played is not None and not self.outstanding:
+            self._played.set()
+
+
+class PhoneTransport:
+    """``ports.Transport`` for one Twilio call, fed by the server with each parsed frame.
+
+    ``incoming()`` yields the caller's audio as PCM16 at 8 kHz and, with ``dtmf_text``, the
+    keys pressed as a line of text (after ``#`` or ``dtmf_pause_s`` without a key); it ends
+    when the caller hangs up (``stop`` or the socket closing). ``on_dtmf`` hears every key
+    at once. ``outgoing()`` is what the server writes to the socket; it ends at ``aclose()``,
+    which first waits (up to ``goodbye_timeout_s``) until Twilio has played every mark.
+    """
+
+    def __init__(
+        self,
+        start: twilio.Start,
+        *,
+        origin: float | None = None,
+        dtmf_text: bool = False,
+        dtmf_pause_s: float = 2.0,
+        on_dtmf: Callable[[str], None] | None = None,
+        lead_ms: float = 60.0,
+        goodbye_timeout_s: float = 10.0,
+    ) -> None:
+        self.start = start
+        self._outbox, self._outgoing = anyio.create_memory_object_stream[str](math.inf)
+        self._inbox, self._incoming = anyio.create_memory_object_stream[bytes | str](math.inf)
+        origin = time.monotonic() if origin is None else origin
+        self.speaker = PhoneSpeaker(start.stream_sid, self._send, origin=origin, lead_ms=lead_ms)
+        self.dtmf_text = dtmf_text
+        self.dtmf_pause_s = dtmf_pause_s
+        self.on_dtmf = on_dtmf
+        self.goodbye_timeout_s = goodbye_timeout_s
+        self.digits: list[str] = []  # every key pressed in the call
+        self._keyed: list[str] = []  # keys not yet sent on as text
+        self._keyed_at = 0.0
+        self.hung_up = False
+        self._metadata: dict[str, Any] = {
+            "carrier": "twilio",
+            "call_sid": start.call_sid,
+            "stream_sid": start.stream_sid,
+            "account_sid": start.account_sid,
+            "custom_parameters": dict(start.custom_parameters),
+        }
+
+    @property
+    def input_rate(self) -> int:
+        return twilio.SAMPLE_RATE
+
+    @property
+    def output(self) -> PhoneSpeaker:
+        return self.speaker
+
+    @property
+    def metadata(self) -> Mapping[str, Any]:
+        return self._metadata
+
+    def receive(self, frame: twilio.Frame) -> None:
+        """One frame from the caller's side (never blocks)."""
+        if self.hung_up:
+            return
+        if isinstance(frame, twilio.Media):
+            if frame.track in ("inbound", "inbound_track") and frame.ulaw:
+                self._inbox.send_nowait(audio.ulaw_decode(frame.ulaw))
+        elif isinstance(frame, twilio.Mark):
+            self.speaker.confirm(frame.name)
+        elif isinstance(frame, twilio.Dtmf):
+            self._key(frame.digit)
+        elif isinstance(frame, twilio.Stop):
+            self.hang_up()
+
+    def _key(self, digit: str) -> None:
+        self.digits.append(digit)
+        if self.on_dtmf is not None:
+            self.on_dtmf(digit)
+        if not self.dtmf_text:
+            return
+        if digit == "#":
+            self._flush_keys()
+        else:
+            self._keyed.append(digit)
+            self._keyed_at = time.monotonic()
+
+    def _flush_keys(self) -> None:
+        if self._keyed:
+            self._inbox.send_nowait(f"(keypad) {' '.join(self._keyed)}")
+            self._keyed = []
+
+    def hang_up(self) -> None:
+        """The caller is gone: ``incoming()`` ends, and nothing more is sent."""
+        self.hung_up = True
+        self._inbox.close()
+        self._outbox.close()
+
+    async def incoming(self) -> AsyncGenerator[bytes | str, None]:
+        async with self._incoming:
+            while True:
+                wait = math.inf
+                if self._keyed:
+                    wait = self._keyed_at + self.dtmf_pause_s - time.monotonic()
+                item: bytes | str | None = None
+                # never yield inside a cancel scope: the consumer's code would run in it
+                with anyio.move_on_after(max(0.0, wait)):
+                    try:
+                        item = await self._incoming.receive()
+                    except anyio.EndOfStream:
+                        return
+                if item is None:
+                    self._flush_keys()  # the caller paused after pressing keys
+                else:
+                    yield item
+
+    def outgoing(self) -> MemoryObjectReceiveStream[str]:
+        """Text frames for the socket, in order; ends when the call is over."""
+        return self._outgoing
+
+    def _send(self, message: str) -> None:
+        if self.hung_up:
+            return  # the line is gone: what the agent still says goes nowhere
+        try:
+            self._outbox.send_nowait(message)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            self.hung_up = True
+
+    async def aclose(self) -> None:
+        """End the call from our side once Twilio has played what was sent (the goodbye)."""
+        if not self.hung_up:
+            with anyio.move_on_after(self.goodbye_timeout_s):
+                await self.speaker.wait_played()
+        self.hung_up = True
+        self._inbox.close()
+        self._outbox.close()

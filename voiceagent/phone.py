@@ -1,0 +1,204 @@
+"""``voiceagent phone``: serves phone calls (Twilio Media Streams), one ``Session`` of the agent
+per call; ``--twiml`` prints what to paste into Twilio. SIGTERM drains, then exits."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+from xml.sax.saxutils import quoteattr
+
+import anyio
+
+from voiceagent.agent import Agent
+from voiceagent.agent_ref import load_agent
+from voiceagent.chat import (
+    _first_leaf,
+    _start_llm,
+    _user_errors,
+    _with_overrides,
+    configure_logging,
+)
+from voiceagent.llm import LLMEndpoint, resolve_llm_endpoint
+
+if TYPE_CHECKING:
+    from voiceagent.adapters.config import Components
+    from voiceagent.adapters.phone_transport import PhoneTransport
+    from voiceagent.ports import STT, VAD
+    from voiceagent.session import Session
+
+PROG = "voiceagent phone"
+PHONE_RATE = 8000  # Hz: the line's; Lightning and Pulse are asked for it, so nothing resamples
+
+
+class PhoneError(ValueError):
+    """A usage error of ``voiceagent phone``; the message says what to do."""
+
+
+@dataclass
+class PhoneSetup:
+    agent: Agent
+    args: argparse.Namespace
+    environ: Mapping[str, str]
+    endpoint: LLMEndpoint
+    stt: STT
+    description: str
+    timeline_dir: Path | None
+
+
+def stream_url(public_url: str) -> str:
+    """The ``wss://…/twilio`` URL Twilio dials, from ``--public-url`` (https:// becomes wss://)."""
+    parts = urlsplit(public_url.strip())
+    scheme = {"https": "wss", "http": "ws"}.get(parts.scheme, parts.scheme)
+    if scheme not in ("ws", "wss") or not parts.netloc:
+        raise PhoneError(f"--public-url is a wss:// (or https://) base URL, not {public_url!r}")
+    return f"{scheme}://{parts.netloc}{parts.path.rstrip('/')}/twilio"
+
+
+def twiml(public_url: str) -> str:
+    """The TwiML that connects a call to this server (no query string: Twilio drops it)."""
+    url = quoteattr(stream_url(public_url))
+    return f"<Response><Connect><Stream url={url}/></Connect></Response>"
+
+
+def main(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> int:
+    env = os.environ if environ is None else environ
+    configure_logging(env)
+    try:
+        if args.twiml:
+            if not args.public_url:
+                raise PhoneError("--twiml needs --public-url (the wss:// base Twilio dials)")
+            print(twiml(args.public_url))
+            return 0
+        return anyio.run(serve, prepare(args, env))
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:
+        leaf = _first_leaf(error)
+        from voiceagent.adapters.phone_server import SignatureConfigError
+
+        if isinstance(leaf, (*_user_errors(), PhoneError, SignatureConfigError)):
+            print(f"{PROG}: error: {leaf}", file=sys.stderr)
+            return 2
+        print(f"{PROG}: error: {type(leaf).__name__}: {leaf}", file=sys.stderr)
+        return 1
+
+
+def prepare(args: argparse.Namespace, env: Mapping[str, str]) -> PhoneSetup:
+    """The agent, the LLM endpoint and the components, chosen (and checked) before serving."""
+    agent = _with_overrides(load_agent(args.agent), args)
+    if args.public_url:
+        stream_url(args.public_url)  # checked now, not at the first call
+    folder = Path(args.timeline) if args.timeline else None
+    if folder is not None and not folder.is_dir():
+        raise PhoneError(f"--timeline {args.timeline}: on a phone it is a folder (a file per call)")
+    components = _components(args, env, agent, need_stt=True)
+    assert components.stt is not None  # need_stt: from_config chose one or raised
+    lines = [components.description, components.stt_description or ""]
+    endpoint = resolve_llm_endpoint(args.llm_url, args.api_key, env)
+    return PhoneSetup(agent, args, env, endpoint, components.stt, "\n".join(lines), folder)
+
+
+def _components(
+    args: argparse.Namespace, env: Mapping[str, str], agent: Agent, *, need_stt: bool
+) -> Components:
+    from voiceagent.adapters import from_config
+
+    return from_config(
+        tts=args.tts, tts_url=args.tts_url, voice=args.voice, language=agent.language,
+        stt=args.stt, stt_url=args.stt_url, api_key=args.api_key, environ=env,
+        sample_rate=PHONE_RATE, need_stt=need_stt, input_rate=PHONE_RATE,
+    )  # fmt: skip
+
+
+async def serve(setup: PhoneSetup) -> int:
+    """Serves calls until SIGTERM (or Ctrl-C), then drains: no new calls, the rest finish."""
+    from voiceagent.adapters.phone_server import PhoneServer
+    from voiceagent.llm.pool import aclose_shared_clients
+
+    args = setup.args
+    async with AsyncExitStack() as stack:
+        stack.push_async_callback(aclose_shared_clients)
+        base_url = await _start_llm(setup.endpoint, stack)
+        print(setup.description, file=sys.stderr, flush=True)
+
+        async def run_call(transport: PhoneTransport) -> None:
+            await _call(setup, base_url, transport)
+
+        server = PhoneServer(
+            run_call,
+            host=args.host,
+            port=args.port,
+            public_url=stream_url(args.public_url).removesuffix("/twilio")
+            if args.public_url
+            else None,
+            auth_token=setup.environ.get("TWILIO_AUTH_TOKEN", "").strip() or None,
+            dtmf_text=args.dtmf_text,
+        )
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            await server.start()
+            print(server.url, flush=True)  # the first stdout line: where to dial
+            check = "on" if server.auth_token else "off (TWILIO_AUTH_TOKEN not set)"
+            print(f"serving calls; signature check {check}; GET /health", file=sys.stderr)
+            async for signum in signals:
+                print(f"{signal.Signals(signum).name}: draining {server.calls} call(s), "
+                      f"up to {args.drain_s:.0f} s", file=sys.stderr, flush=True)  # fmt: skip
+                break
+            await server.drain(args.drain_s)
+    print(f"served {server.calls_served} call(s)", file=sys.stderr)
+    return 0
+
+
+async def _call(setup: PhoneSetup, base_url: str, transport: PhoneTransport) -> None:
+    """One call: a Session of the agent on the line, its timeline written after each turn."""
+    from voiceagent.llm import ElectronClient
+    from voiceagent.session import Session
+    from voiceagent.session_events import TurnEnded
+
+    call_sid = transport.start.call_sid or transport.start.stream_sid
+    tts = _components(setup.args, setup.environ, setup.agent, need_stt=False).tts
+    agent = setup.agent
+    client = ElectronClient(base_url, setup.endpoint.api_key, model=agent.model)
+    session = Session(agent, transport, setup.stt, tts, _vad(), llm=client,
+                      max_duration_s=setup.args.max_call_s)  # fmt: skip
+    transport.on_dtmf = lambda digit: print(f"{call_sid} DTMF {digit}", file=sys.stderr)
+    print(f"{call_sid} call started", file=sys.stderr, flush=True)
+
+    async def watch() -> None:
+        async for event in session.events():
+            if isinstance(event, TurnEnded):
+                print(f"{call_sid} {' '.join(event.result.heard.split())}", flush=True)
+                _write_timeline(setup, session, call_sid)
+
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watch)
+            await session.run()
+    finally:
+        _write_timeline(setup, session, call_sid)
+        if tts is not None:
+            with anyio.CancelScope(shield=True):
+                await tts.aclose()
+        print(f"{call_sid} call ended ({session.ended})", file=sys.stderr, flush=True)
+
+
+def _write_timeline(setup: PhoneSetup, session: Session, call_sid: str) -> None:
+    if setup.timeline_dir is not None and session.timeline.turns:
+        session.timeline.write_json(setup.timeline_dir / f"{call_sid}.json")
+
+
+def _vad() -> VAD | None:
+    """WebRTC's VAD at the line's rate when installed (cheap per call); else the STT's own."""
+    try:
+        from voiceagent.adapters.vad_webrtc import WebRTCVAD
+
+        return WebRTCVAD(sample_rate=PHONE_RATE)
+    except ImportError:
+        return None
