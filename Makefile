@@ -11,13 +11,11 @@ TYPECHECK := $(VENV)/typecheck
 
 .PHONY: demo test lint typecheck pytest bench clean system
 
-# Two questions to the built-in demo agent in one session (with no key: the local
-# simulator); the spoken replies land in demo-reply.wav, each turn's timeline beside it.
-DEMO_QUESTIONS := "What's the weather in Paris?" "What is 12 times 7?"
-
+# The mic-to-speaker demo with the built-in agent (with no key: the offline stack). Live
+# when a microphone exists; else (a server, CI) file mode: a spoken question in, the
+# reply in demo-reply.wav, the timeline picture in demo-timeline.html.
 demo: $(STAMP)
-	printf '%s\n' $(DEMO_QUESTIONS) | $(BIN)/voiceagent chat --out demo-reply.wav \
-		--timeline demo-timeline.json --timeline-html demo-timeline.html
+	$(BIN)/voiceagent demo
 
 test: lint typecheck pytest
 

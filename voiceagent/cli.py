@@ -10,9 +10,7 @@ from collections.abc import Sequence
 from voiceagent import __version__
 
 # subcommand -> the issue that brings it, for the ones this version does not run yet
-_NOT_YET = {
-    "demo": "the mic-to-speaker demo",
-}
+_NOT_YET: dict[str, str] = {}
 
 _DESCRIPTION = """\
 Streaming voice agents on Smallest AI's Electron (LLM), Lightning (TTS) and Pulse (STT),
@@ -113,9 +111,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from voiceagent.phone import main as phone_main
 
         return phone_main(args)
+    if args.command == "demo":
+        from voiceagent.demo import main as demo_main
+
+        return demo_main(args)
     print(
         f"voiceagent {args.command} is not available yet: it arrives with "
-        f"{_NOT_YET[args.command]}. What works now: voiceagent chat and voiceagent sim.",
+        f"{_NOT_YET[args.command]}. What works now: voiceagent chat, demo and sim.",
         file=sys.stderr,
     )
     return 2
