@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 BYTES_PER_SAMPLE = 2  # PCM16 mono
+DEFAULT_MS_PER_CHAR = 60.0  # the speaking rate assumed until the voice has shown its own
 
 
 @dataclass(eq=False)
@@ -34,7 +35,9 @@ class Segment:
     text: str = ""
     received: int = 0  # samples synthesised so far
     played: int = 0  # samples handed to the speaker
-    synthesised: bool = False  # the TTS has produced all of it
+    synthesised: bool = False  # the TTS is done with it (all of it made, or stopped short)
+    whole: bool = False  # the TTS made all of its audio
+    samples_per_char: float = 0.0  # the voice's rate, for the length of a phrase cut short
     cancelled: bool = False
     started: bool = False  # its first sample has played
     _chunks: deque[bytes] = field(default_factory=deque, repr=False)
@@ -67,13 +70,16 @@ class Segment:
         """The words whose audio has played, in proportion to samples played."""
         if self.played == 0:
             return ""
-        if self.synthesised and self.played >= self.received:
+        if self.whole and self.played >= self.received:
             return self.text.strip()
         words = self.text.split()
-        # Audio still to come (or never to come) covers the remaining words: assume the
-        # audio is spread evenly over the words of the phrase.
-        total = self.received if self.synthesised else max(self.received, 1)
-        share = min(1.0, self.played / total)
+        # The words are spread evenly over the phrase's audio. Audio still to come (or
+        # never to come, the synthesis stopped short) covers the remaining words: then the
+        # whole length is estimated from the voice's rate, never less than what was made.
+        total = self.received
+        if not self.whole:
+            total = max(total, round(len(self.text) * self.samples_per_char))
+        share = min(1.0, self.played / max(total, 1))
         return " ".join(words[: math.floor(len(words) * share + 1e-9)])
 
     async def wait(self) -> None:
@@ -99,10 +105,17 @@ class SpeechQueue:
         self._on_end: Callable[[Segment, int], None] | None = None
         self._idle = anyio.Event()
         self._idle.set()
+        self._voiced = (0, 0)  # characters and samples of the phrases synthesised whole
 
     @property
     def sample_rate(self) -> int:
         return self.tts.sample_rate
+
+    @property
+    def samples_per_char(self) -> float:
+        """The voice's speaking rate: learned from whole phrases, else the default."""
+        chars, samples = self._voiced
+        return samples / chars if chars else DEFAULT_MS_PER_CHAR * self.sample_rate / 1000.0
 
     @property
     def pending(self) -> list[Segment]:
@@ -124,7 +137,7 @@ class SpeechQueue:
     ) -> Segment:
         """A new segment queued behind everything already queued; its TTS starts now."""
         self._next_id += 1
-        segment = Segment(self._next_id, round, timeline)
+        segment = Segment(self._next_id, round, timeline, samples_per_char=self.samples_per_char)
         sender, receiver = anyio.create_memory_object_stream[str](max_buffer_size=math.inf)
         segment._fragments = sender
         self._segments.append(segment)
@@ -148,6 +161,11 @@ class SpeechQueue:
                     if usable:
                         segment._chunks.append(pcm[:usable])
                         segment.received += usable // BYTES_PER_SAMPLE
+                else:
+                    segment.whole = not segment.cancelled
+                    if segment.whole and segment.received and segment.text:
+                        chars, samples = self._voiced
+                        self._voiced = (chars + len(segment.text), samples + segment.received)
         finally:
             segment.synthesised = True
             segment.end()

@@ -163,7 +163,9 @@ class TurnEngine:
                 for rnd in rounds:
                     for segment in rnd.segments:
                         await segment.wait()
-                reason = outcome  # only once everything has played
+                # only once everything has played; a barge-in ends the segments it cuts, so
+                # the wait can end before the turn's cancellation arrives: not completed
+                reason = "cancelled" if self._muted else outcome
         finally:
             if self.speech is not None:  # nothing of this turn plays after it ends
                 self.speech.cancel([s for r in rounds for s in r.segments if not s.finished])

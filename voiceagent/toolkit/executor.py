@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import anyio.to_thread
 
 from .call import ToolCall
@@ -109,6 +111,12 @@ class ToolExecutor:
             call.cancel()  # it never started, and now never will
             raise
         try:
+            if anyio.current_effective_deadline() == -math.inf:
+                # Cancelled while taking the slot (whose last step is shielded): a call of a
+                # discarded generation that had not started never runs.
+                call.cancel()
+                await anyio.lowlevel.checkpoint()  # raises the cancellation
+                return
             with anyio.CancelScope(shield=not tool.interruptible if shield is None else shield):
                 call.start()
                 if on_start is not None:
