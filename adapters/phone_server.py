@@ -204,7 +204,10 @@ class PhoneServer:
             async for message in connection:
                 frame = self._parse(message)
                 if frame is not None:
-                    transport.receive(frame)
+                    try:
+                        transport.receive(frame)
+                    except Exception:  # one bad frame must not end the call
+                        logger.exception("a %s frame could not be handled", type(frame).__name__)
                 if isinstance(frame, twilio.Stop):
                     return
         except ConnectionClosed:

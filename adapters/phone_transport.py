@@ -265,7 +265,7 @@ class PhoneTransport:
             return
         if isinstance(frame, twilio.Media):
             if frame.track in ("inbound", "inbound_track") and frame.ulaw:
-                self._inbox.send_nowait(audio.ulaw_decode(frame.ulaw))
+                self._put(audio.ulaw_decode(frame.ulaw))
         elif isinstance(frame, twilio.Mark):
             self.speaker.confirm(frame.name)
         elif isinstance(frame, twilio.Dtmf):
@@ -287,8 +287,14 @@ class PhoneTransport:
 
     def _flush_keys(self) -> None:
         if self._keyed:
-            self._inbox.send_nowait(f"(keypad) {' '.join(self._keyed)}")
+            self._put(f"(keypad) {' '.join(self._keyed)}")
             self._keyed = []
+
+    def _put(self, item: bytes | str) -> None:
+        try:
+            self._inbox.send_nowait(item)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            pass  # the session stopped listening (it is ending): the caller's words go nowhere
 
     def hang_up(self) -> None:
         """The caller is gone: ``incoming()`` ends, and nothing more is sent."""

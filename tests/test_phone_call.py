@@ -67,13 +67,14 @@ async def phone_rig(
     *,
     listen: bool = True,
     ms_per_char: float = 20.0,
+    script: list[dict[str, Any]] | None = None,
     **server_options: Any,
 ) -> AsyncIterator[Rig]:
     """The phone server on a free port; each call a Session with TestTTS at 8 kHz, the
     Electron simulator, and (``listen``) a Pulse fake that knows ``WEATHER``."""
     agent = agent or Agent(instructions="Answer briefly.", tools=[get_weather], greeting=GREETING)
     pulse_server = PulseServer(transcribe="table", eou_timeout_ms=300)
-    async with ElectronServer() as llm, pulse_server as pulse:
+    async with ElectronServer(script=script) as llm, pulse_server as pulse:
         if listen:
             pulse.table.add(spoken(WEATHER), WEATHER, sample_rate=RATE)
         rig: Rig

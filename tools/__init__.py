@@ -1,8 +1,8 @@
 """Ready-made agent tools (imported as voiceagent.tools).
 
-Tools here import only ``voiceagent.toolkit``. The phone tools (``end_call``,
-``transfer_call``) arrive with the phone issue. Each tool is imported on first use, so
-``import voiceagent.tools`` costs almost nothing.
+Tools here import only ``voiceagent.toolkit``; the phone tools (``end_call``,
+``transfer_call``) act on the call their ``ToolContext`` belongs to. Each tool is imported
+on first use, so ``import voiceagent.tools`` costs almost nothing.
 """
 
 from __future__ import annotations
@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS: dict[str, str] = {
     "calculate": "calculator",
     "current_time": "clock",
+    "end_call": "phone",
     "get_weather": "weather",
+    "transfer_call": "phone",
 }
 
-__all__ = ["calculate", "current_time", "get_weather"]
+__all__ = ["calculate", "current_time", "end_call", "get_weather", "transfer_call"]
 
 
 def __getattr__(name: str) -> Any:
@@ -36,4 +38,5 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from .calculator import calculate
     from .clock import current_time
+    from .phone import end_call, transfer_call
     from .weather import get_weather

@@ -12,11 +12,10 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
-from xml.sax.saxutils import quoteattr
 
 import anyio
 
+from voiceagent import phone_outbound
 from voiceagent.agent import Agent
 from voiceagent.agent_ref import load_agent
 from voiceagent.chat import (
@@ -54,18 +53,16 @@ class PhoneSetup:
 
 
 def stream_url(public_url: str) -> str:
-    """The ``wss://…/twilio`` URL Twilio dials, from ``--public-url`` (https:// becomes wss://)."""
-    parts = urlsplit(public_url.strip())
-    scheme = {"https": "wss", "http": "ws"}.get(parts.scheme, parts.scheme)
-    if scheme not in ("ws", "wss") or not parts.netloc:
-        raise PhoneError(f"--public-url is a wss:// (or https://) base URL, not {public_url!r}")
-    return f"{scheme}://{parts.netloc}{parts.path.rstrip('/')}/twilio"
+    try:
+        return phone_outbound.stream_url(public_url)
+    except ValueError as error:
+        raise PhoneError(f"--public-url: {error}") from error
 
 
 def twiml(public_url: str) -> str:
-    """The TwiML that connects a call to this server (no query string: Twilio drops it)."""
-    url = quoteattr(stream_url(public_url))
-    return f"<Response><Connect><Stream url={url}/></Connect></Response>"
+    """The TwiML that connects a call to this server."""
+    stream_url(public_url)
+    return phone_outbound.twiml(public_url)
 
 
 def main(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> int:
