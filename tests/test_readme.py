@@ -20,7 +20,7 @@ def python_blocks() -> list[str]:
 
 
 def test_the_electron_client_example_runs_against_the_simulator() -> None:
-    (example,) = [block for block in python_blocks() if "ElectronClient(" in block]
+    (example,) = [block for block in python_blocks() if "client.stream(" in block]
     with ElectronServer.running_in_thread() as server:
         code = example.replace("http://127.0.0.1:8765/waves/v1", server.base_url)
         done = subprocess.run(
@@ -52,3 +52,10 @@ def test_the_first_agent_runs_with_the_command_the_readme_gives(tmp_path: Path) 
     assert done.returncode == 0, done.stderr
     assert "18 degrees" in done.stdout and "Paris" in done.stdout
     assert (tmp_path / "reply.wav").stat().st_size > 44
+
+
+def test_the_session_example_imports_what_exists() -> None:
+    (example,) = [block for block in python_blocks() if "Session(" in block]
+    namespace: dict[str, object] = {}
+    exec(compile(example, "README.md", "exec"), namespace)  # defines converse(), runs nothing
+    assert callable(namespace["converse"])
