@@ -4,11 +4,13 @@ per call; ``--twiml`` prints what to paste into Twilio. SIGTERM drains, then exi
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import os
 import signal
 import sys
-from collections.abc import Mapping
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +37,8 @@ if TYPE_CHECKING:
 
 PROG = "voiceagent phone"
 PHONE_RATE = 8000  # Hz: the line's; Lightning and Pulse are asked for it, so nothing resamples
+LOOP_LAG_ENV = "VOICEAGENT_LOOP_LAG_FILE"  # opt-in: event-loop lag and task count, for bench/
+LAG_TICK_S = 0.010
 
 
 class PhoneError(ValueError):
@@ -98,6 +102,8 @@ def prepare(args: argparse.Namespace, env: Mapping[str, str]) -> PhoneSetup:
         raise PhoneError(f"--timeline {args.timeline}: on a phone it is a folder (a file per call)")
     components = _components(args, env, agent, need_stt=True)
     assert components.stt is not None  # need_stt: from_config chose one or raised
+    if hasattr(components.stt, "frame_ms"):  # Pulse: 100 ms frames, not 20 (its limit is 20-100):
+        components.stt.frame_ms = 100  # a socket send per 20 ms per call topped bench/phone_load
     lines = [components.description, components.stt_description or ""]
     endpoint = resolve_llm_endpoint(args.llm_url, args.api_key, env)
     return PhoneSetup(agent, args, env, endpoint, components.stt, "\n".join(lines), folder)
@@ -123,6 +129,8 @@ async def serve(setup: PhoneSetup) -> int:
     args = setup.args
     async with AsyncExitStack() as stack:
         stack.push_async_callback(aclose_shared_clients)
+        if lag_file := setup.environ.get(LOOP_LAG_ENV):
+            await stack.enter_async_context(loop_lag_recorder(Path(lag_file)))
         base_url = await _start_llm(setup.endpoint, stack)
         print(setup.description, file=sys.stderr, flush=True)
 
@@ -138,6 +146,7 @@ async def serve(setup: PhoneSetup) -> int:
             else None,
             auth_token=setup.environ.get("TWILIO_AUTH_TOKEN", "").strip() or None,
             dtmf_text=args.dtmf_text,
+            carrier=getattr(args, "carrier", None),  # "/" speaks it instead of detecting
         )
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             await server.start()
@@ -189,6 +198,34 @@ async def _call(setup: PhoneSetup, base_url: str, transport: PhoneTransport) -> 
 def _write_timeline(setup: PhoneSetup, session: Session, call_sid: str) -> None:
     if setup.timeline_dir is not None and session.timeline.turns:
         session.timeline.write_json(setup.timeline_dir / f"{call_sid}.json")
+
+
+@asynccontextmanager
+async def loop_lag_recorder(path: Path, tick_s: float = LAG_TICK_S) -> AsyncIterator[None]:
+    """While open, a ticker sleeps ``tick_s`` and appends to ``path`` once a second a JSON line
+    ``{"t": monotonic, "lag_ms": [oversleep of each tick], "tasks": asyncio tasks alive}``
+    (``VOICEAGENT_LOOP_LAG_FILE``: how bench/phone_load.py sees the event loop's health)."""
+
+    async def tick() -> None:
+        loop = asyncio.get_running_loop()
+        lags: list[float] = []
+        flushed = loop.time()
+        with path.open("a") as out:
+            while True:
+                before = loop.time()
+                await anyio.sleep(tick_s)
+                now = loop.time()
+                lags.append(round((now - before - tick_s) * 1000, 3))
+                if now - flushed >= 1.0:
+                    line = {"t": now, "lag_ms": lags, "tasks": len(asyncio.all_tasks())}
+                    out.write(json.dumps(line) + "\n")
+                    out.flush()
+                    lags, flushed = [], now
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(tick)
+        yield
+        tg.cancel_scope.cancel()
 
 
 def _vad() -> VAD | None:

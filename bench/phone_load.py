@@ -1,0 +1,682 @@
+"""How many calls one ``voiceagent phone`` process holds: N simulated Twilio calls at once
+(N = 1, 50, 200, 400) against one bot pinned to core 0, each a few turns with a tool.
+
+Everything else runs on core 1 (``taskset -c 1``): the Electron fake (``--concurrency N``, so
+the plan limit is not what is measured), the Lightning fake (synthetic voice, no account
+limit) and the Pulse fake (``--transcribe table``: it knows the callers' utterances); the bot
+hears speech with webrtcvad (no neural VAD, no whisper). The callers (``TwilioCaller`` at
+``speed=1``, real time) run in worker processes on core 1 as well. Baseline in the same run:
+``bench/echo_bot.py`` (each inbound frame answered by one outbound frame) on core 0 with the
+same callers, audio only.
+
+Per N: the bot's CPU seconds per call-minute (utime+stime from ``/proc``), peak RSS (VmHWM)
+and RSS per call (above the idle process), event-loop lag p50/p99 (oversleep of a 10 ms
+ticker, ``VOICEAGENT_LOOP_LAG_FILE``), end of caller speech → first bot audio p50/p99 as the
+callers heard it (the playback model's clock), late frames (the caller's playback buffer ran
+dry in the middle of a segment) and failed calls. The callers' own loop lag is printed too:
+above a few ms the caller side (core 1), not the bot, is what limits the figures.
+
+Run: ``.venv/bin/python bench/phone_load.py [--n 1,50,200,400] [--turns 3] [--quick]
+[--profile N --profile-out FILE]`` (400 calls take a few minutes; progress on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from voiceagent import audio
+
+BENCH = Path(__file__).resolve().parent
+PYTHON = sys.executable
+VOICEAGENT = str(Path(PYTHON).with_name("voiceagent"))
+AGENT = f"{BENCH / 'phone_load_agent.py'}:agent"
+BOT_CORE, OTHER_CORE = "0", "1"
+RATE = 8000
+UTTERANCES = ("what is the weather in paris", "what is the weather in london")
+CALLS_PER_WORKER = 100
+SILENT_ULAW = 0xFF  # μ-law of sample 0: the bot's padding between segments
+UNDERRUN_TOL_S = 0.001
+LAG_ENV = "VOICEAGENT_LOOP_LAG_FILE"
+
+
+# --- processes --------------------------------------------------------------------------
+
+
+def pinned(core: str, argv: Sequence[str]) -> list[str]:
+    return ["taskset", "-c", core, *argv]
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+    stdout: Path
+    stderr: Path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def first_line(self, timeout_s: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            text = self.stdout.read_text() if self.stdout.exists() else ""
+            if "\n" in text:
+                return text.split("\n", 1)[0].strip()
+            if self.popen.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name} printed no URL: {self.stderr.read_text()[-2000:]}")
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+
+
+@contextmanager
+def spawned(
+    name: str, argv: Sequence[str], folder: Path, env: dict[str, str] | None = None
+) -> Iterator[Proc]:
+    out, err = folder / f"{name}.out", folder / f"{name}.err"
+    with out.open("wb") as o, err.open("wb") as e:
+        popen = subprocess.Popen(argv, stdout=o, stderr=e, env=env, cwd=BENCH.parent)
+    proc = Proc(name, popen, out, err)
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def status_kb(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def spoken(text: str) -> bytes:
+    """PCM16 at 8 kHz of espeak-ng saying ``text`` (what the callers say)."""
+    wav = subprocess.run(["espeak-ng", "--stdout", text], capture_output=True, check=True).stdout
+    pcm, native = audio.parse_wav(wav)
+    resampler = audio.Resampler(native, RATE)
+    return resampler.process(pcm) + resampler.flush()
+
+
+def write_utterances(folder: Path) -> tuple[Path, list[Path]]:
+    """The callers' utterances as 8 kHz WAVs and the Pulse fake's ``--table`` of them."""
+    wavs = []
+    for i, text in enumerate(UTTERANCES):
+        wav = folder / f"utterance{i}.wav"
+        audio.write_wav(wav, spoken(text), RATE)
+        wavs.append(wav)
+    table = folder / "table.json"
+    entries = [{"wav": str(w), "text": t} for w, t in zip(wavs, UTTERANCES, strict=True)]
+    table.write_text(json.dumps(entries))
+    return table, wavs
+
+
+@dataclass
+class Fakes:
+    llm_url: str
+    tts_url: str
+    stt_url: str
+
+
+@contextmanager
+def fakes(folder: Path, table: Path, concurrency: int) -> Iterator[Fakes]:
+    """The three fakes on core 1, each with the limits that would otherwise be measured off."""
+    m = [PYTHON, "-m"]
+    with ExitStack() as stack:
+        llm = stack.enter_context(
+            spawned(
+                "electron",
+                pinned(
+                    OTHER_CORE,
+                    [
+                        *m,
+                        "voiceagent.testing.electron",
+                        "--port",
+                        "0",
+                        "--concurrency",
+                        str(concurrency),
+                        "--quiet",
+                    ],
+                ),
+                folder,
+            )
+        )
+        tts = stack.enter_context(
+            spawned(
+                "lightning",
+                pinned(
+                    OTHER_CORE,
+                    [
+                        *m,
+                        "voiceagent.testing.lightning",
+                        "--port",
+                        "0",
+                        "--voice",
+                        "synthetic",
+                        "--account-limit",
+                        "0",
+                        "--complete-backoff-ms",
+                        "0",
+                        "--keep-open",
+                        "--quiet",
+                    ],
+                ),
+                folder,
+            )
+        )
+        stt = stack.enter_context(
+            spawned(
+                "pulse",
+                pinned(
+                    OTHER_CORE,
+                    [
+                        *m,
+                        "voiceagent.testing.pulse",
+                        "--port",
+                        "0",
+                        "--transcribe",
+                        "table",
+                        "--table",
+                        str(table),
+                        "--quiet",
+                    ],
+                ),
+                folder,
+            )
+        )
+        yield Fakes(llm.first_line(), tts.first_line(), stt.first_line())
+
+
+def bot_argv(f: Fakes) -> list[str]:
+    return pinned(BOT_CORE, [VOICEAGENT, "phone", AGENT, "--port", "0", "--llm-url", f.llm_url,
+                             "--tts", "lightning", "--tts-url", f.tts_url, "--stt", "pulse",
+                             "--stt-url", f.stt_url, "--drain-s", "5"])  # fmt: skip
+
+
+def echo_argv() -> list[str]:
+    return pinned(BOT_CORE, [PYTHON, str(BENCH / "echo_bot.py")])
+
+
+# --- the callers (worker processes on core 1) ----------------------------------------------
+
+
+@dataclass
+class CallResult:
+    ok: bool = True
+    error: str = ""
+    duration_s: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)
+    media: int = 0
+    late: int = 0  # the playback buffer ran dry inside a segment
+    underruns: int = 0  # ... at any time after the first audio
+    clears: int = 0
+
+
+def analyse(caller: Any, speech_ends: list[float], result: CallResult) -> None:
+    """Latency and late frames from the caller's record (arrival and playback times)."""
+    played_at: list[float | None] = caller.media_played_at
+    media_i = -1
+    play_end: float | None = None
+    previous_voiced = False
+    audio_at: list[tuple[float, float]] = []  # (arrival, played) of voiced frames
+    for r in caller.received:
+        event = (r.message or {}).get("event")
+        if event == "clear":
+            play_end, previous_voiced = r.t, False
+            result.clears += 1
+        elif event == "mark":
+            previous_voiced = False
+        elif event == "media":
+            media_i += 1
+            payload = r.message["media"].get("payload", "")
+            ulaw = base64.b64decode(payload)
+            if not ulaw:
+                continue
+            voiced = ulaw.count(SILENT_ULAW) < len(ulaw)
+            if play_end is not None and r.t > play_end + UNDERRUN_TOL_S:
+                result.underruns += 1
+                if previous_voiced and voiced:
+                    result.late += 1
+            play_end = max(play_end if play_end is not None else r.t, r.t) + len(ulaw) / RATE
+            previous_voiced = voiced
+            when = played_at[media_i] if media_i < len(played_at) else None
+            if voiced and when is not None:
+                audio_at.append((r.t, when))
+    result.media = media_i + 1
+    for end in speech_ends:
+        first = next((played for arrived, played in audio_at if arrived >= end), None)
+        if first is not None:
+            result.latencies_ms.append(round((first - end) * 1000, 1))
+
+
+def played_marks(caller: Any) -> int:
+    return sum(1 for _, outcome, _ in caller.marks if outcome == "played")
+
+
+async def ours_call(url: str, utterances: list[bytes], turns: int, barge: bool) -> CallResult:
+    """Greeting, then ``turns`` questions each answered (filler, tool, answer) before the
+    next; with ``barge`` every other question is cut into by the next one while the bot talks."""
+    from voiceagent.testing.twilio import TwilioCaller
+
+    result = CallResult()
+    ends: list[float] = []
+    caller = TwilioCaller(url, speed=1.0)
+
+    def say(i: int) -> None:
+        pcm = utterances[i % len(utterances)]
+        start = math.ceil(caller.now() / 0.02) * 0.02
+        caller.say(pcm, sample_rate=RATE)
+        ends.append(start + audio.pcm_samples(pcm) / RATE)
+
+    def voiced_after(t: float) -> bool:
+        return any(
+            r.t >= t and (r.message or {}).get("event") == "media"
+            and _voiced((r.message or {})["media"].get("payload", ""))
+            for r in reversed(caller.received[-10:])
+        )  # fmt: skip
+
+    try:
+        async with caller:
+            with anyio.fail_after(30):
+                await caller.wait_for(lambda: played_marks(caller) >= 1)  # the greeting
+            turn = 0
+            while turn < turns:
+                before = played_marks(caller)
+                say(turn)
+                if barge and turn % 2 == 0 and turn + 1 < turns:
+                    with anyio.fail_after(30):
+                        await caller.wait_for(lambda e=ends[-1]: voiced_after(e))
+                    await anyio.sleep(0.5)  # into the filler: cut it
+                    turn += 1
+                    before = played_marks(caller)
+                    say(turn)
+                with anyio.fail_after(30):
+                    await caller.wait_for(
+                        lambda b=before: played_marks(caller) >= b + 2 and not caller.pending_marks
+                    )
+                await anyio.sleep(0.3)
+                turn += 1
+            result.duration_s = caller.now()
+    except Exception as error:  # a failed call is counted, the run goes on
+        result.ok, result.error = False, f"{type(error).__name__}: {error}"
+        result.duration_s = caller.now()
+    analyse(caller, ends, result)
+    return result
+
+
+def _voiced(payload: str) -> bool:
+    ulaw = base64.b64decode(payload)
+    return bool(ulaw) and ulaw.count(SILENT_ULAW) < len(ulaw)
+
+
+async def echo_call(url: str, utterances: list[bytes], call_s: float) -> CallResult:
+    """Audio only: an utterance every 5 s for ``call_s``, then hang up."""
+    from voiceagent.testing.twilio import TwilioCaller
+
+    result = CallResult()
+    caller = TwilioCaller(url, speed=1.0)
+    try:
+        async with caller:
+            for i in range(max(1, int(call_s // 5))):
+                caller.say(utterances[i % len(utterances)], at=1.0 + 5 * i, sample_rate=RATE)
+            await anyio.sleep(call_s)
+            result.duration_s = caller.now()
+    except Exception as error:
+        result.ok, result.error = False, f"{type(error).__name__}: {error}"
+        result.duration_s = caller.now()
+    result.media = len(caller.received_events("media"))
+    return result
+
+
+async def worker(args: argparse.Namespace) -> None:
+    utterances = [audio.parse_wav(await anyio.Path(w).read_bytes())[0] for w in args.wav]
+    results: list[CallResult] = []
+    lags: list[float] = []
+    deadline = time.monotonic() + args.slot_s
+
+    async def slot(i: int) -> None:
+        await anyio.sleep(i * args.stagger)
+        while True:
+            if args.mode == "echo":
+                results.append(await echo_call(args.url, utterances, args.call_s))
+            else:
+                call = await ours_call(args.url, utterances, args.turns, args.mode == "barge")
+                results.append(call)
+            if time.monotonic() >= deadline:
+                return
+
+    async def ticker() -> None:
+        while True:
+            before = time.monotonic()
+            await anyio.sleep(0.01)
+            lags.append((time.monotonic() - before - 0.01) * 1000)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ticker)
+        async with anyio.create_task_group() as calls:
+            for i in range(args.calls):
+                calls.start_soon(slot, i)
+        tg.cancel_scope.cancel()
+    out = {"calls": [asdict(r) for r in results], "lag_ms": [round(x, 2) for x in lags]}
+    await anyio.Path(args.out).write_text(json.dumps(out))
+
+
+# --- one measurement --------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    label: str
+    n: int
+    calls: int = 0
+    failed: int = 0
+    call_min: float = 0.0
+    cpu_s: float = 0.0
+    idle_rss_mb: float = 0.0
+    peak_rss_mb: float = 0.0
+    lag_p50: float = math.nan
+    lag_p99: float = math.nan
+    lag_max: float = math.nan
+    lat_p50: float = math.nan
+    lat_p99: float = math.nan
+    late: int = 0
+    underruns: int = 0
+    media: int = 0
+    caller_lag_p99: float = math.nan
+    errors: list[str] = field(default_factory=list)
+    tasks_idle: int = 0
+    tasks_after: int = -1
+    rss_series: list[tuple[float, float]] = field(default_factory=list)
+
+    @property
+    def cpu_per_call_min(self) -> float:
+        return self.cpu_s / self.call_min if self.call_min else math.nan
+
+    @property
+    def rss_per_call_mb(self) -> float:
+        return (self.peak_rss_mb - self.idle_rss_mb) / self.n if self.n else math.nan
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.floor(q / 100 * len(ordered)))]
+
+
+def lag_lines(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def run_callers(
+    folder: Path, label: str, url: str, n: int, wavs: list[Path], options: list[str],
+    bot_pid: int, row: Row, rss_every_s: float = 0.0,
+) -> None:  # fmt: skip
+    """N callers in ceil(N/100) worker processes on core 1; samples the bot's RSS meanwhile."""
+    workers = max(1, math.ceil(n / CALLS_PER_WORKER))
+    shares = [n // workers + (1 if i < n % workers else 0) for i in range(workers)]
+    stagger = min(0.05, 10.0 / max(n, 1)) * workers  # all calls placed within ~10 s
+    outs = [folder / f"{label}-{n}-w{i}.json" for i in range(workers)]
+    with ExitStack() as stack:
+        procs = []
+        for i, share in enumerate(shares):
+            argv = [PYTHON, __file__, "--worker", "--url", url, "--calls", str(share),
+                    "--stagger", f"{stagger:.4f}", "--out", str(outs[i]), *options]  # fmt: skip
+            for wav in wavs:
+                argv += ["--wav", str(wav)]
+            procs.append(
+                stack.enter_context(spawned(f"{label}-{n}-w{i}", pinned(OTHER_CORE, argv), folder))
+            )
+        t0 = time.monotonic()
+        last_note = t0
+        while any(p.popen.poll() is None for p in procs):
+            time.sleep(rss_every_s or 1.0)
+            now = time.monotonic()
+            if rss_every_s:
+                row.rss_series.append((round(now - t0, 1), status_kb(bot_pid, "VmRSS") / 1024))
+            if now - last_note >= 10:
+                last_note = now
+                note(f"  {label} N={n}: {now - t0:.0f} s, bot RSS "
+                     f"{status_kb(bot_pid, 'VmRSS') / 1024:.0f} MB")  # fmt: skip
+        for p in procs:
+            if p.popen.returncode != 0:
+                row.errors.append(f"{p.name} exited {p.popen.returncode}: "
+                                  f"{p.stderr.read_text()[-500:]}")  # fmt: skip
+    lat: list[float] = []
+    caller_lags: list[float] = []
+    errors: Counter[str] = Counter()
+    for out in outs:
+        if not out.exists():
+            continue
+        data = json.loads(out.read_text())
+        caller_lags += data["lag_ms"]
+        for call in data["calls"]:
+            row.calls += 1
+            row.failed += 0 if call["ok"] else 1
+            if call["error"]:
+                errors[call["error"][:120]] += 1
+            row.call_min += call["duration_s"] / 60
+            lat += call["latencies_ms"]
+            row.late += call["late"]
+            row.underruns += call["underruns"]
+            row.media += call["media"]
+    row.errors += [f"{count}× {error}" for error, count in errors.most_common(5)]
+    row.lat_p50, row.lat_p99 = pct(lat, 50), pct(lat, 99)
+    row.caller_lag_p99 = pct(caller_lags, 99)
+
+
+def measure(
+    folder: Path, label: str, n: int, f: Fakes | None, wavs: list[Path], options: list[str],
+    *, profile_out: Path | None = None, rss_every_s: float = 0.0,
+) -> Row:  # fmt: skip
+    """One bot (ours, or the echo baseline when ``f`` is None) under N callers."""
+    row = Row(label, n)
+    lag_file = folder / f"{label}-{n}-lag.jsonl"
+    env = {**os.environ, LAG_ENV: str(lag_file)}
+    argv = bot_argv(f) if f is not None else echo_argv()
+    with spawned(f"{label}-{n}-bot", argv, folder, env) as bot:
+        url = bot.first_line()
+        time.sleep(1.5)  # the ticker's first lines; the process settled
+        row.idle_rss_mb = status_kb(bot.pid, "VmRSS") / 1024
+        row.tasks_idle = lag_lines(lag_file)[-1]["tasks"] if lag_lines(lag_file) else 0
+        cpu0, t0 = cpu_seconds(bot.pid), time.monotonic()
+        with ExitStack() as stack:
+            if profile_out is not None:
+                spy = [shutil.which("py-spy") or str(Path(PYTHON).with_name("py-spy")), "record",
+                       "--pid", str(bot.pid), "--rate", "100", "--format", "raw", "--nonblocking",
+                       "--output", str(profile_out), "--duration", "40"]  # fmt: skip
+                stack.enter_context(spawned(f"{label}-{n}-py-spy", pinned(OTHER_CORE, spy), folder))
+            run_callers(folder, label, url, n, wavs, options, bot.pid, row, rss_every_s)
+            if profile_out is not None:
+                stack.close()
+        t1, row.cpu_s = time.monotonic(), cpu_seconds(bot.pid) - cpu0
+        row.peak_rss_mb = status_kb(bot.pid, "VmHWM") / 1024
+        if f is not None:  # every call over: the loop back to its idle task count?
+            time.sleep(3.0)
+            lines = lag_lines(lag_file)
+            row.tasks_after = lines[-1]["tasks"] if lines else -1
+        lags = [x for line in lag_lines(lag_file) if t0 <= line["t"] <= t1 for x in line["lag_ms"]]
+        row.lag_p50, row.lag_p99, row.lag_max = pct(lags, 50), pct(lags, 99), max(lags or [0.0])
+    log = bot.stderr.read_text()
+    bad = [
+        ln for ln in log.splitlines() if ln.startswith(("ERROR", "CRITICAL")) or "Traceback" in ln
+    ]
+    row.errors += [f"bot log: {ln[:160]}" for ln in bad[:5]]
+    if bad:
+        row.errors.append(f"bot log: {len(bad)} ERROR/Traceback line(s)")
+    return row
+
+
+# --- the table ----------------------------------------------------------------------------
+
+HEADER = (
+    f"{'N':>4} {'bot':<5} {'calls':>5} {'fail':>4} {'call-min':>8} {'CPU s/call-min':>14} "
+    f"{'peak RSS MB':>11} {'MB/call':>7} {'lag p50':>7} {'lag p99':>7} {'lag max':>7} "
+    f"{'1st audio p50':>13} {'p99':>6} {'late':>5} {'underrun':>8} {'caller lag p99':>14}"
+)
+
+
+def fmt(row: Row) -> str:
+    def num(x: float, spec: str) -> str:
+        return "-" if math.isnan(x) else format(x, spec)
+
+    ours = row.label == "ours"
+    return (
+        f"{row.n:>4} {row.label:<5} {row.calls:>5} {row.failed:>4} {row.call_min:>8.1f} "
+        f"{num(row.cpu_per_call_min, '.3f'):>14} {row.peak_rss_mb:>11.1f} "
+        f"{num(row.rss_per_call_mb, '.2f'):>7} {num(row.lag_p50, '.2f'):>7} "
+        f"{num(row.lag_p99, '.2f'):>7} {num(row.lag_max, '.1f'):>7} "
+        f"{num(row.lat_p50, '.0f') if ours else '-':>13} "
+        f"{num(row.lat_p99, '.0f') if ours else '-':>6} "
+        f"{row.late if ours else '-':>5} {row.underruns if ours else '-':>8} "
+        f"{num(row.caller_lag_p99, '.1f'):>14}"
+    )  # fmt: skip
+
+
+def note(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def top_items(raw: Path, limit: int = 15) -> list[str]:
+    """py-spy's collapsed stacks → the functions with the most samples on top (self) and
+    under them (inclusive), each as a share of all samples."""
+    own: Counter[str] = Counter()
+    under: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack:
+            continue
+        count = int(count_text)
+        total += count
+        frames = [fr.split(" (", 1)[0] + " " + fr.rsplit("/", 1)[-1].rstrip(")").split(":")[0]
+                  for fr in stack.split(";")]  # fmt: skip
+        own[frames[-1]] += count
+        for name in set(frames):
+            under[name] += count
+    lines = [f"{total} samples; self:"]
+    lines += [f"  {c / total:6.1%}  {name}" for name, c in own.most_common(limit)]
+    lines.append("inclusive (package code):")
+    ours = [(name, c) for name, c in under.most_common() if "voiceagent" in name or ".py" in name]
+    lines += [f"  {c / total:6.1%}  {name}" for name, c in ours[: limit + 10]]
+    return lines
+
+
+def orchestrate(args: argparse.Namespace) -> int:
+    if shutil.which("taskset") is None:
+        note("taskset is missing: the bench pins processes to cores")
+        return 2
+    ns = (
+        [1, 5]
+        if args.quick and not args.n
+        else [int(x) for x in (args.n or "1,50,200,400").split(",")]
+    )
+    turns = 1 if args.quick else args.turns
+    call_s = 8.0 if args.quick else args.call_s
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="phone_load-") as tmp:
+        folder = Path(args.keep) if args.keep else Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        table, wavs = write_utterances(folder)
+        for n in ns:
+            note(f"N={n}: ours")
+            with fakes(folder, table, n) as f:
+                profile = Path(args.profile_out) if args.profile == n and args.profile_out else None
+                ours = measure(
+                    folder, "ours", n, f, wavs, ["--turns", str(turns)], profile_out=profile
+                )
+            rows.append(ours)
+            note(f"N={n}: baseline (echo)")
+            rows.append(
+                measure(folder, "echo", n, None, wavs, ["--mode", "echo", "--call-s", str(call_s)])
+            )
+            note(HEADER)
+            for row in rows[-2:]:
+                note(fmt(row))
+        print("phone load: one bot process on core 0; fakes and callers on core 1")
+        print(
+            "CPU s/call-min = bot CPU seconds per minute of call; lag = oversleep of a 10 ms "
+            "ticker (ms); 1st audio = end of caller speech -> first bot audio heard (ms)"
+        )
+        print(HEADER)
+        for row in rows:
+            print(fmt(row))
+        for n in ns:
+            pair = [r for r in rows if r.n == n]
+            if len(pair) == 2 and pair[1].cpu_per_call_min:
+                ratio = pair[0].cpu_per_call_min / pair[1].cpu_per_call_min
+                print(
+                    f"N={n}: ours/echo CPU per call-minute = {ratio:.1f}x; "
+                    f"tasks idle {pair[0].tasks_idle} -> after calls {pair[0].tasks_after}"
+                )
+        for row in rows:
+            for error in row.errors:
+                print(f"N={row.n} {row.label}: {error}")
+        if args.profile_out and Path(args.profile_out).exists():
+            print(f"profile of the bot at N={args.profile} ({args.profile_out}):")
+            print("\n".join(top_items(Path(args.profile_out))))
+    return 1 if any(r.calls == 0 for r in rows) else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", help="concurrent calls, comma-separated (1,50,200,400)")
+    parser.add_argument("--turns", type=int, default=3, help="questions per call")
+    parser.add_argument("--call-s", type=float, default=30.0, help="baseline call length")
+    parser.add_argument("--quick", action="store_true", help="smoke test: N=1,5, short calls")
+    parser.add_argument("--profile", type=int, help="py-spy the bot at this N")
+    parser.add_argument("--profile-out", help="py-spy raw (collapsed stacks) output")
+    parser.add_argument("--keep", help="keep logs and records in this folder")
+    worker_opts = parser.add_argument_group("worker (internal)")
+    worker_opts.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    worker_opts.add_argument("--url", help=argparse.SUPPRESS)
+    worker_opts.add_argument("--calls", type=int, default=1, help=argparse.SUPPRESS)
+    worker_opts.add_argument("--stagger", type=float, default=0.0, help=argparse.SUPPRESS)
+    worker_opts.add_argument("--out", help=argparse.SUPPRESS)
+    worker_opts.add_argument("--wav", action="append", default=[], help=argparse.SUPPRESS)
+    worker_opts.add_argument("--mode", default="ours", choices=("ours", "barge", "echo"),
+                             help=argparse.SUPPRESS)  # fmt: skip
+    worker_opts.add_argument("--slot-s", type=float, default=0.0, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        anyio.run(worker, args)
+        return 0
+    return orchestrate(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
