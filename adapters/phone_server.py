@@ -1,5 +1,5 @@
-"""The websocket server Twilio's ``<Connect><Stream>`` dials: one ``PhoneTransport`` per call,
-``GET /health``, the ``X-Twilio-Signature`` check, bounded messages and a graceful drain."""
+"""The websocket server a carrier's media stream dials: one ``PhoneTransport`` per call, the
+carrier by path or detected, ``GET /health``, Twilio's signature check and a graceful drain."""
 
 from __future__ import annotations
 
@@ -19,12 +19,16 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from voiceagent.adapters import twilio
+from voiceagent.adapters import carriers, twilio
+from voiceagent.adapters.carriers import Serializer
 from voiceagent.adapters.phone_transport import PhoneTransport
 
 logger = logging.getLogger(__name__)
 
-CALL_PATHS = ("/twilio", "/")  # "/" detects the carrier; Twilio is the one spoken here so far
+# Each carrier's path forces it; on "/" the carrier is detected from the first messages
+# (``carriers.detect``), or is the server's ``carrier`` when one is given (--carrier).
+CALL_PATHS: dict[str, str | None] = {f"/{name}": name for name in carriers.CARRIERS} | {"/": None}
+DETECT_MESSAGES = 4  # undetected messages on "/" before Twilio (the historic default) is assumed
 MAX_MESSAGE_BYTES = 64 * 1024  # a Twilio message is well under 2 KB; larger ones are dropped
 HARD_MAX_BYTES = 1024 * 1024  # beyond this the socket itself is closed (1009)
 LOGGED_PER_CALL = 5  # malformed messages logged per call; all of them are counted
@@ -62,7 +66,10 @@ class PhoneServer:
         max_message_bytes: int = MAX_MESSAGE_BYTES,
         start_timeout_s: float = 10.0,
         dtmf_text: bool = False,
+        carrier: str | None = None,
     ) -> None:
+        if carrier is not None and carrier not in carriers.SERIALIZERS:
+            raise ValueError(f"unknown carrier {carrier!r} (one of {', '.join(carriers.CARRIERS)})")
         if auth_token and not public_url:
             raise SignatureConfigError(
                 "TWILIO_AUTH_TOKEN is set but --public-url is not: the signature Twilio sends "
@@ -75,19 +82,25 @@ class PhoneServer:
         self.max_message_bytes = max_message_bytes
         self.start_timeout_s = start_timeout_s
         self.dtmf_text = dtmf_text
+        self.carrier = carrier  # what "/" speaks instead of detecting
         self.calls = 0  # in progress
         self.calls_served = 0
         self.malformed: Counter[str] = Counter()  # reason -> messages
         self.refused: Counter[int] = Counter()  # HTTP status -> upgrades refused
         self._server: Server | None = None
         self._connections: set[ServerConnection] = set()
+        self._unsigned: set[ServerConnection] = set()  # on "/": refused if it turns out Twilio
         self._idle = anyio.Event()
         self._idle.set()
 
     @property
     def url(self) -> str:
         """The call URL to dial locally, e.g. ``ws://127.0.0.1:8080/twilio``."""
-        return f"ws://{self.host}:{self.port}/twilio"
+        return f"ws://{self.host}:{self.port}/{self.carrier or 'twilio'}"
+
+    def carrier_for(self, path: str) -> str | None:
+        """The carrier a call path forces (None: detect it from the first messages)."""
+        return CALL_PATHS.get(path.split("?", 1)[0]) or self.carrier
 
     async def __aenter__(self) -> PhoneServer:
         await self.start()
@@ -138,8 +151,13 @@ class PhoneServer:
         if path == "/health":
             return _json(connection, {"status": "ok", "calls": self.calls})
         if path not in CALL_PATHS:
-            return self._refuse(connection, 404, f"no calls on {path}: dial /twilio")
-        if self.auth_token is not None:
+            paths = ", ".join(CALL_PATHS)
+            return self._refuse(connection, 404, f"no calls on {path}: dial one of {paths}")
+        carrier = self.carrier_for(path)
+        if self.auth_token is not None and carrier in ("twilio", None):
+            if carrier is None and "X-Twilio-Signature" not in request.headers:
+                self._unsigned.add(connection)  # fine unless the call turns out to be Twilio's
+                return None
             expected = twilio_signature(self.auth_token, f"{self.public_url}{request.path}")
             given = request.headers.get("X-Twilio-Signature", "")
             if not hmac.compare_digest(given.encode(), expected.encode()):
@@ -156,36 +174,60 @@ class PhoneServer:
         self.calls += 1
         self._idle = anyio.Event() if self.calls == 1 else self._idle
         try:
-            start = await self._first_start(connection)
-            if start is not None:
+            found = await self._first_start(connection)
+            if found is not None:
+                serializer, start = found
                 self.calls_served += 1
                 await self._call(connection, PhoneTransport(start, origin=time.monotonic(),
-                                                            dtmf_text=self.dtmf_text))  # fmt: skip
+                                 dtmf_text=self.dtmf_text, serializer=serializer))  # fmt: skip
         finally:
+            self._unsigned.discard(connection)
             self.calls -= 1
             self._connections.discard(connection)
             if self.calls == 0:
                 self._idle.set()
             await connection.close()
 
-    async def _first_start(self, connection: ServerConnection) -> twilio.Start | None:
-        """Frames up to ``start`` (``connected`` first); None if the caller never starts."""
+    async def _first_start(
+        self, connection: ServerConnection
+    ) -> tuple[Serializer, twilio.Start] | None:
+        """The carrier and its ``start`` (frames before it are dropped); None if the caller
+        never starts. Without a carrier by path, messages wait until one says which it is."""
+        path = connection.request.path if connection.request is not None else "/"
+        carrier = self.carrier_for(path)
+        serializer = carriers.serializer(carrier) if carrier is not None else None
+        waiting: list[str | bytes] = []
         with anyio.move_on_after(self.start_timeout_s):
             try:
                 async for message in connection:
-                    frame = self._parse(message)
-                    if isinstance(frame, twilio.Start):
-                        return frame
-                    if isinstance(frame, twilio.Stop):
-                        return None
+                    if serializer is None:
+                        waiting.append(message)
+                        serializer = _detect(message, len(waiting))
+                        if serializer is None:
+                            continue
+                        if serializer.name == "twilio" and connection in self._unsigned:
+                            await self._refuse_unsigned(connection)
+                            return None
+                    messages, waiting = waiting or [message], []
+                    for frame in (f for m in messages for f in self._parse(serializer, m)):
+                        if isinstance(frame, twilio.Start):
+                            return serializer, frame
+                        if isinstance(frame, twilio.Stop):
+                            return None
             except ConnectionClosed:
                 return None
         logger.warning("no start message within %.0f s: closing", self.start_timeout_s)
         return None
 
+    async def _refuse_unsigned(self, connection: ServerConnection) -> None:
+        logger.warning("refused a Twilio call on /: missing X-Twilio-Signature")
+        self.refused[403] += 1
+        await connection.close(1008, "missing X-Twilio-Signature")
+
     async def _call(self, connection: ServerConnection, transport: PhoneTransport) -> None:
         start = transport.start
-        logger.info("call %s started (stream %s)", start.call_sid, start.stream_sid)
+        carrier = transport.speaker.serializer.name
+        logger.info("%s call %s started (stream %s)", carrier, start.call_sid, start.stream_sid)
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._read, connection, transport)
             async with anyio.create_task_group() as talking:
@@ -200,16 +242,16 @@ class PhoneServer:
         logger.info("call %s ended", start.call_sid)
 
     async def _read(self, connection: ServerConnection, transport: PhoneTransport) -> None:
+        serializer = transport.speaker.serializer
         try:
             async for message in connection:
-                frame = self._parse(message)
-                if frame is not None:
+                for frame in self._parse(serializer, message):
                     try:
                         transport.receive(frame)
                     except Exception:  # one bad frame must not end the call
                         logger.exception("a %s frame could not be handled", type(frame).__name__)
-                if isinstance(frame, twilio.Stop):
-                    return
+                    if isinstance(frame, twilio.Stop):
+                        return
         except ConnectionClosed:
             pass
         finally:
@@ -223,23 +265,40 @@ class PhoneServer:
             except ConnectionClosed:
                 transport.hang_up()
 
-    def _parse(self, message: str | bytes) -> twilio.Frame | None:
-        """A frame, or None for a message we cannot use (counted, logged, skipped)."""
+    def _parse(self, serializer: Serializer, message: str | bytes) -> list[twilio.Frame]:
+        """The frames of a message; none for one we cannot use (counted, logged, skipped)."""
         if len(message) > self.max_message_bytes:
             self._malformed("too_large", f"a message of {len(message)} bytes")
-            return None
+            return []
         try:
-            return twilio.parse(message)
+            return serializer.parse(message)
         except twilio.UnknownEvent as error:
             self._malformed("unknown_event", str(error))
         except twilio.FrameError as error:
             self._malformed("binary" if isinstance(message, bytes) else "invalid", str(error))
-        return None
+        return []
 
     def _malformed(self, reason: str, detail: str) -> None:
         self.malformed[reason] += 1
         if sum(self.malformed.values()) <= LOGGED_PER_CALL * max(1, self.calls_served):
             logger.warning("skipped an inbound message (%s): %s", reason, detail)
+
+
+def _detect(message: str | bytes, seen: int) -> Serializer | None:
+    """The serializer for the carrier ``message`` reveals; Twilio once a ``start`` (or
+    ``DETECT_MESSAGES`` messages) said nothing; None to read on."""
+    try:
+        data = json.loads(message) if isinstance(message, str) else None
+    except ValueError:
+        data = None
+    carrier = carriers.detect(data) if isinstance(data, dict) else None
+    if carrier is None:
+        started = isinstance(data, dict) and data.get("event") == "start"
+        if not started and seen < DETECT_MESSAGES:
+            return None
+        logger.warning("the first messages do not say which carrier this is: Twilio assumed")
+        carrier = "twilio"
+    return carriers.serializer(carrier)
 
 
 def _json(connection: ServerConnection, body: dict[str, object]) -> Response:

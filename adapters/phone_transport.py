@@ -16,6 +16,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from voiceagent import audio, ports
 from voiceagent.adapters import twilio
+from voiceagent.adapters.carriers import Serializer, TwilioSerializer
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +65,18 @@ class PhoneSpeaker:
     """
 
     def __init__(
-        self, stream_sid: str, send: Callable[[str], None], *, origin: float, lead_ms: float = 60.0
+        self,
+        stream_sid: str,
+        send: Callable[[str], None],
+        *,
+        origin: float,
+        lead_ms: float = 60.0,
+        serializer: Serializer | None = None,
     ) -> None:
         self.stream_sid = stream_sid
+        # What the carrier's messages look like (Twilio's unless told); it carries the ids.
+        self.serializer = serializer if serializer is not None else TwilioSerializer()
+        self.serializer.stream_id = self.serializer.stream_id or stream_sid
         self._send = send
         self.origin = origin
         self.lead_frames = max(1, math.ceil(lead_ms / 1000 / FRAME_S))
@@ -137,15 +147,23 @@ class PhoneSpeaker:
             self._line.append((segment, samples))
         if pad:
             self._line.append((None, pad))
-        self._send(twilio.media(self.stream_sid, audio.ulaw_encode(pcm) + SILENCE * pad))
+        for message in self.serializer.media(pcm + bytes(2 * pad)):
+            self._send(message)
         self.frames_sent += 1
 
     def _mark(self, name: str) -> None:
+        held, pad = self.serializer.flush()  # audio the carrier's chunking held back goes first
+        for message in held:
+            self._send(message)
+        if pad:  # the carrier plays this much silence more: keep it, and the pace, in step
+            self._line.append((None, pad))
+            self.origin += pad / twilio.SAMPLE_RATE
         self._line.append(name)
         self.marks_sent.append(name)
         if self._played is not None and self._played.is_set():
             self._played = None
-        self._send(twilio.mark(self.stream_sid, name))
+        for message in self.serializer.mark(name):
+            self._send(message)
 
     def confirm(self, name: str) -> None:
         """Twilio echoed the mark ``name``: everything before it has played (or was cleared)."""
@@ -187,7 +205,8 @@ class PhoneSpeaker:
             segment.correct_played(estimate[sid] if sid == interrupted else 0)
         self._clearing.update(self.outstanding)
         self._line.clear()
-        self._send(twilio.clear(self.stream_sid))
+        for message in self.serializer.clear():
+            self._send(message)
         self._anchor = time.monotonic()
         # Twilio's buffer is empty now: refill the lead with silence so jitter cannot starve it.
         self._media(b"", None, pad=self.lead_frames * FRAME_SAMPLES)
@@ -219,6 +238,7 @@ class PhoneTransport:
         self,
         start: twilio.Start,
         *,
+        serializer: Serializer | None = None,
         origin: float | None = None,
         dtmf_text: bool = False,
         dtmf_pause_s: float = 2.0,
@@ -230,7 +250,14 @@ class PhoneTransport:
         self._outbox, self._outgoing = anyio.create_memory_object_stream[str](math.inf)
         self._inbox, self._incoming = anyio.create_memory_object_stream[bytes | str](math.inf)
         origin = time.monotonic() if origin is None else origin
-        self.speaker = PhoneSpeaker(start.stream_sid, self._send, origin=origin, lead_ms=lead_ms)
+        self.speaker = PhoneSpeaker(start.stream_sid, self._send, origin=origin, lead_ms=lead_ms,
+                                    serializer=serializer)  # fmt: skip
+        # The caller's audio arrives at the start's rate; the session hears the line's.
+        self._resampler = (
+            audio.Resampler(start.sample_rate, twilio.SAMPLE_RATE)
+            if start.sample_rate != twilio.SAMPLE_RATE
+            else None
+        )
         self.dtmf_text = dtmf_text
         self.dtmf_pause_s = dtmf_pause_s
         self.on_dtmf = on_dtmf
@@ -240,7 +267,7 @@ class PhoneTransport:
         self._keyed_at = 0.0
         self.hung_up = False
         self._metadata: dict[str, Any] = {
-            "carrier": "twilio",
+            "carrier": self.speaker.serializer.name,
             "call_sid": start.call_sid,
             "stream_sid": start.stream_sid,
             "account_sid": start.account_sid,
@@ -264,8 +291,9 @@ class PhoneTransport:
         if self.hung_up:
             return
         if isinstance(frame, twilio.Media):
-            if frame.track in ("inbound", "inbound_track") and frame.ulaw:
-                self._put(audio.ulaw_decode(frame.ulaw))
+            if frame.track in ("inbound", "inbound_track") and frame.payload:
+                pcm = frame.pcm()
+                self._put(pcm if self._resampler is None else self._resampler.process(pcm))
         elif isinstance(frame, twilio.Mark):
             self.speaker.confirm(frame.name)
         elif isinstance(frame, twilio.Dtmf):
@@ -309,6 +337,13 @@ class PhoneTransport:
                 if self._keyed:
                     wait = self._keyed_at + self.dtmf_pause_s - time.monotonic()
                 item: bytes | str | None = None
+                if wait == math.inf:  # no keys pending: no timeout scope per 20 ms frame
+                    try:  # (a cancel scope per frame was a top item in bench/phone_load.py)
+                        item = await self._incoming.receive()
+                    except anyio.EndOfStream:
+                        return
+                    yield item
+                    continue
                 # never yield inside a cancel scope: the consumer's code would run in it
                 with anyio.move_on_after(max(0.0, wait)):
                     try:

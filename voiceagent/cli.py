@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     phone.add_argument("--host", default="127.0.0.1")
     phone.add_argument("--port", type=int, default=8080, help="0 = any free port")
     phone.add_argument("--public-url", help="the wss:// base the carrier dials")
-    phone.add_argument("--carrier", choices=["twilio", "telnyx", "plivo", "exotel"])
+    carriers = ["twilio", "telnyx", "plivo", "exotel"]
+    phone.add_argument("--carrier", choices=carriers, help="the carrier on / (else detected)")
     phone.add_argument("--twiml", action="store_true", help="print the TwiML and exit")
     phone.add_argument("--max-call-s", type=float, default=1800.0, help="longest call (seconds)")
     phone.add_argument("--drain-s", type=float, default=300.0, help="SIGTERM: calls may finish")

@@ -5,16 +5,28 @@
 ``PulseServer`` is a Pulse-compatible streaming STT server (a real VAD; whisper or a table).
 ``TestTTS`` is an in-process fake TTS that makes real, deterministic PCM.
 ``TwilioCaller`` plays Twilio's side of a Media Stream call against a bot's websocket.
+``CarrierCaller`` plays any carrier's side (Twilio, Telnyx, Plivo, Exotel) the same way.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["ElectronServer", "LightningServer", "PulseServer", "TestTTS", "TwilioCaller"]
+__all__ = [
+    "CarrierCaller",
+    "ElectronServer",
+    "LightningServer",
+    "PulseServer",
+    "TestTTS",
+    "TwilioCaller",
+]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "CarrierCaller":
+        from voiceagent.testing.carriers import CarrierCaller
+
+        return CarrierCaller
     if name == "ElectronServer":
         from voiceagent.testing.electron import ElectronServer
 
@@ -39,6 +51,7 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
+    from voiceagent.testing.carriers import CarrierCaller
     from voiceagent.testing.electron import ElectronServer
     from voiceagent.testing.lightning import LightningServer
     from voiceagent.testing.pulse import PulseServer

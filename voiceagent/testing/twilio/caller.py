@@ -80,6 +80,7 @@ class TwilioCaller(CallRecord):
         self._ended = anyio.Event()
         self._tg: TaskGroup | None = None
         self._outbox: list[str] = []  # mark echoes recorded, not yet sent
+        self._delayed: list[str] = []  # numbered and recorded, delivered after the next one
         self._changed = anyio.Event()  # set (and replaced) whenever the record grows
 
     # -- what the caller heard -----------------------------------------------------------
@@ -175,15 +176,13 @@ class TwilioCaller(CallRecord):
     async def send_dtmf(self, digit: str) -> None:
         if digit not in DTMF_DIGITS:
             raise ValueError(f"not a DTMF digit: {digit!r}")
-        await self._send(lambda seq: wire.dtmf(seq, self.stream_sid, digit))
+        await self._send(lambda seq: self._dtmf_message(seq, digit))
 
     async def stop(self) -> None:
         """End the stream as Twilio does: ``stop``, then a normal close."""
         if self._closing or self._ws is None:
             return
-        await self._send(
-            lambda seq: wire.stop(seq, self.stream_sid, self.account_sid, self.call_sid)
-        )
+        await self._send(self._stop_message)
         self._closing = True
         await self._ws.close()
 
@@ -207,16 +206,9 @@ class TwilioCaller(CallRecord):
                 self._ws = ws
                 self._t0 = time.perf_counter()
                 self._started = True
-                await self._send(lambda _: wire.connected(), numbered=False)
-                await self._send(
-                    lambda seq: wire.start(
-                        seq,
-                        self.stream_sid,
-                        self.account_sid,
-                        self.call_sid,
-                        self.custom_parameters,
-                    )
-                )
+                if (hello := self._connected_message()) is not None:
+                    await self._send(lambda _: hello, numbered=False)
+                await self._send(self._start_message)
                 task_status.started()
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._send_audio)
@@ -236,8 +228,11 @@ class TwilioCaller(CallRecord):
         if self.record_path is not None:
             write_wav(self.record_path, self.heard_pcm, wire.SAMPLE_RATE)
 
-    async def _send(self, build: Callable[[str], dict[str, Any]], *, numbered: bool = True) -> bool:
-        """Number, log and send one message (in sequence order); False once the line closed."""
+    async def _send(
+        self, build: Callable[[str], dict[str, Any]], *, numbered: bool = True, delay: bool = False
+    ) -> bool:
+        """Number, log and send one message (in sequence order; ``delay``: after the next
+        one, as a network reordering would); False once the line closed."""
         async with self._send_lock:
             if self._closing or self._ws is None:
                 return False
@@ -247,8 +242,13 @@ class TwilioCaller(CallRecord):
                 seq = str(self._seq)
             message = build(seq or "")
             self.sent.append(Sent(self.now(), seq, message))
+            if delay:
+                self._delayed.append(json.dumps(message))
+                return True
             try:
                 await self._ws.send(json.dumps(message))
+                while self._delayed:
+                    await self._ws.send(self._delayed.pop(0))
             except ConnectionClosed:
                 return False
         self._notify()
@@ -264,10 +264,7 @@ class TwilioCaller(CallRecord):
             silent = self._speech.idle
             frame = self._speech.next_frame(t)
             chunk += 1
-            build = partial(
-                wire.media, stream_sid=self.stream_sid, chunk=chunk, timestamp_ms=round(t * 1000)
-            )
-            if not await self._send(partial(build, ulaw=frame)):
+            if not await self._send_media(chunk, round(t * 1000), frame):
                 return
             quiet_since = (t if quiet_since is None else quiet_since) if silent else None
             limit = self.trailing_silence_s
@@ -288,7 +285,7 @@ class TwilioCaller(CallRecord):
     async def _receive(self, ws: ClientConnection) -> None:
         try:
             async for raw in ws:
-                echoes = take_bot_frame(raw, self.now(), self.stream_sid, self.playback, self)
+                echoes = self._take(raw)
                 for name, outcome in echoes:
                     self._echo([name], outcome)
                 self._notify()
@@ -305,8 +302,35 @@ class TwilioCaller(CallRecord):
     async def _flush_echoes(self) -> None:
         while self._outbox:
             name = self._outbox.pop(0)
-            await self._send(partial(wire.mark, stream_sid=self.stream_sid, name=name))
+            await self._send(partial(self._echo_message, name=name))
         self._notify()
+
+    # -- Twilio's wire shapes (a carrier's simulator overrides these) ---------------------
+
+    def _connected_message(self) -> dict[str, Any] | None:
+        return wire.connected()
+
+    def _start_message(self, seq: str) -> dict[str, Any]:
+        return wire.start(
+            seq, self.stream_sid, self.account_sid, self.call_sid, self.custom_parameters
+        )
+
+    def _dtmf_message(self, seq: str, digit: str) -> dict[str, Any]:
+        return wire.dtmf(seq, self.stream_sid, digit)
+
+    def _stop_message(self, seq: str) -> dict[str, Any]:
+        return wire.stop(seq, self.stream_sid, self.account_sid, self.call_sid)
+
+    def _echo_message(self, seq: str, name: str) -> dict[str, Any]:
+        return wire.mark(seq, self.stream_sid, name)
+
+    async def _send_media(self, chunk: int, timestamp_ms: int, ulaw: bytes) -> bool:
+        return await self._send(
+            lambda seq: wire.media(seq, self.stream_sid, chunk, timestamp_ms, ulaw)
+        )
+
+    def _take(self, raw: str | bytes) -> list[tuple[str, MarkOutcome]]:
+        return take_bot_frame(raw, self.now(), self.stream_sid, self.playback, self)
 
     def _notify(self) -> None:
         self._changed.set()
