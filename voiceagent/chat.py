@@ -31,8 +31,8 @@ from voiceagent.llm import LLMEndpoint, resolve_llm_endpoint
 if TYPE_CHECKING:
     from voiceagent.adapters.config import Components
     from voiceagent.listen import SpeechInput
+    from voiceagent.rounds import TurnResult
     from voiceagent.timeline import Timeline
-    from voiceagent.turn import TurnResult
 
 PROG = "voiceagent chat"
 LOG_ENV = "VOICEAGENT_LOG"  # e.g. VOICEAGENT_LOG=info; debug also shows tracebacks

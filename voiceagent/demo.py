@@ -40,8 +40,8 @@ if TYPE_CHECKING:
     from voiceagent.adapters.config import Components
     from voiceagent.llm import ElectronClient
     from voiceagent.ports import STT, TTS, VAD
+    from voiceagent.rounds import TurnResult
     from voiceagent.session import Session
-    from voiceagent.turn import TurnResult
 
 PROG = "voiceagent demo"
 LOG_ENV = "VOICEAGENT_LOG"

@@ -18,7 +18,8 @@ from voiceagent.ports import STT, VAD, SpeechEnded, SpeechStarted, STTStream, Tr
 from voiceagent.timeline import SessionClock
 
 if TYPE_CHECKING:
-    from voiceagent.turn import TurnEngine, TurnResult
+    from voiceagent.rounds import TurnResult
+    from voiceagent.turn import TurnEngine
 
 CHUNK_MS = 20  # what a sound card or a phone line delivers at a time
 FINAL_TIMEOUT_S = 60.0  # for the final after finalize(): whisper on a long file is slow

@@ -18,6 +18,7 @@ from voiceagent.agent import Agent
 from voiceagent.history import History
 from voiceagent.llm import ElectronClient, resolve_llm_endpoint
 from voiceagent.ports import STT, TTS, VAD, Transport
+from voiceagent.rounds import TurnResult
 from voiceagent.session_events import (
     AgentSpeechEnded,
     AgentSpeechStarted,
@@ -35,7 +36,7 @@ from voiceagent.session_events import (
 )
 from voiceagent.speech import SpeechQueue
 from voiceagent.timeline import SessionClock, Timeline, TimelineEvent, TurnTimeline
-from voiceagent.turn import TurnEngine, TurnResult
+from voiceagent.turn import TurnEngine
 from voiceagent.turn_taking import TurnTaker, Utterance
 
 logger = logging.getLogger(__name__)

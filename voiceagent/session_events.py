@@ -11,7 +11,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 if TYPE_CHECKING:
-    from voiceagent.turn import TurnResult
+    from voiceagent.rounds import TurnResult
 
 
 @dataclass(frozen=True, slots=True)

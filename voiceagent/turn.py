@@ -8,7 +8,6 @@ import enum
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -18,6 +17,7 @@ from voiceagent.agent import Agent
 from voiceagent.history import History
 from voiceagent.llm import ElectronClient, ElectronError
 from voiceagent.phrases import PhraseSplitter, PhraseText
+from voiceagent.rounds import Round, TurnResult, commit_heard
 from voiceagent.speech import Segment, SpeechQueue
 from voiceagent.stream import (
     Finished,
@@ -40,35 +40,6 @@ class FollowUp(enum.Enum):
 
     IMMEDIATE = "immediate"  # the moment the tools finish (ours)
     AFTER_PLAYBACK = "after_playback"  # once the filler has played (pipecat, LiveKit): a baseline
-
-
-@dataclass(eq=False)
-class Round:
-    """One LLM request of a turn and what came of it."""
-
-    number: int
-    content: str = ""  # the model's streamed content
-    spoken: list[str] = field(default_factory=list)  # fillers and ctx.say() texts we added
-    segments: list[Segment] = field(default_factory=list)
-    calls: list[ToolCall] = field(default_factory=list)
-    done: dict[str, anyio.Event] = field(default_factory=dict)
-    first_token: bool = False
-    usage_seen: bool = False
-    finish_reason: str | None = None
-
-    def request_message(self) -> dict[str, Any]:
-        """The assistant message as the model produced it, for this turn's next request."""
-        calls = [c for c in self.calls if c.state is not ToolCallState.PENDING]
-        return assistant_message(self.content, calls)
-
-
-@dataclass
-class TurnResult:
-    heard: str  # what the listener heard (what history keeps)
-    said: str  # all the agent produced, heard or not
-    calls: list[ToolCall]
-    timeline: TurnTimeline
-    reason: str
 
 
 class TurnEngine:
@@ -169,7 +140,8 @@ class TurnEngine:
         finally:
             if self.speech is not None:  # nothing of this turn plays after it ends
                 self.speech.cancel([s for r in rounds for s in r.segments if not s.finished])
-            heard, said = self._commit(rounds, new_turn=new_turn)
+            messages, heard, said = commit_heard(rounds, spoken=self.speech is not None)
+            self.history.commit(messages, new_turn=new_turn)
             tl.mark("turn.end", reason=reason)
             self.last = TurnResult(heard, said, [c for r in rounds for c in r.calls], tl, reason)
         return self.last
@@ -365,43 +337,3 @@ class TurnEngine:
         """Until every call of the round that was started has ended (in any state)."""
         for done in list(rnd.done.values()):
             await done.wait()
-
-    def _commit(self, rounds: list[Round], *, new_turn: bool) -> tuple[str, str]:
-        """Commit what was heard (DESIGN.md, "What was heard"); returns (heard, said)."""
-        messages: list[dict[str, Any]] = []
-        heard_parts: list[str] = []
-        said_parts: list[str] = []
-        for rnd in rounds:
-            said = " ".join(p for p in [rnd.content.strip(), *rnd.spoken] if p)
-            said_parts.append(said)
-            if self.speech is None:
-                heard = said
-            else:
-                heard = " ".join(t for t in (s.heard_text() for s in rnd.segments) if t)
-            for call in rnd.calls:
-                if call.state is ToolCallState.PENDING:
-                    call.cancel()  # from the discarded generation, never started: never runs
-                elif not call.is_terminal:
-                    call.cancel()
-            ran = [c for c in rnd.calls if c.started_at is not None]
-            if heard or ran:
-                messages.append(assistant_message(heard, ran))
-                messages.extend(c.tool_message() for c in ran)
-            if heard:
-                heard_parts.append(heard)
-        self.history.commit(messages, new_turn=new_turn)
-        return " ".join(heard_parts), " ".join(p for p in said_parts if p)
-
-
-def assistant_message(content: str, calls: list[ToolCall]) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": content.strip() or None}
-    if calls:
-        message["tool_calls"] = [
-            {
-                "id": c.id,
-                "type": "function",
-                "function": {"name": c.name, "arguments": c.arguments or "{}"},
-            }
-            for c in calls
-        ]
-    return message
