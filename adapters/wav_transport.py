@@ -20,10 +20,11 @@ class WavTransport:
     """``ports.Transport`` whose caller is a WAV file (16-bit mono) and whose speaker records.
 
     ``incoming()`` yields ``frame_ms`` frames of the file; frame k is yielded no earlier than
-    ``origin + k·frame/speed`` on ``time.monotonic()`` (``speed`` 0 or infinity: at once,
-    with a checkpoint between frames). After the file, silence frames at the same pace keep
-    the line open, as a caller who went quiet would, until ``aclose()`` or until
-    ``hang_up_after_s`` of trailing audio have been sent: then the iteration ends (hang-up).
+    ``origin + (k+1)·frame/speed`` on ``time.monotonic()``, when its last sample was spoken
+    (``speed`` 0 or infinity: at once, with a checkpoint between frames). After the file,
+    silence frames at the same pace keep the line open, as a caller who went quiet would,
+    until ``aclose()`` or until ``hang_up_after_s`` of trailing audio have been sent: then
+    the iteration ends (hang-up).
     ``origin`` is the session clock's origin, shared with the speaker; by default the input
     starts its clock when iteration starts and the speaker when it starts playing.
     ``output_path=None`` keeps the agent's audio in memory only (``output.samples``).
@@ -109,7 +110,9 @@ class WavTransport:
             if self._fast:
                 await anyio.lowlevel.checkpoint()
             else:
-                await self._wait_until(origin + k * self._frame_seconds / self._speed, closed)
+                # a frame exists once its last sample has been spoken, as from a microphone
+                due = origin + (k + 1) * self._frame_seconds / self._speed
+                await self._wait_until(due, closed)
             if closed.is_set():
                 return
             frame = self._pcm[2 * start : 2 * (start + self.frame_samples)]

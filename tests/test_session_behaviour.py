@@ -18,6 +18,7 @@ from typing import Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
+from session_rig import needs_offline, spoken
 
 from voiceagent.adapters.console import ConsoleTransport
 from voiceagent.adapters.virtual_speaker import VirtualSpeaker
@@ -301,3 +302,65 @@ async def test_the_transcript_has_one_json_line_per_utterance(tmp_path: Path) ->
         assert set(line) == {"who", "text", "heard", "start_ms", "end_ms"}
         assert 0 <= line["start_ms"] <= line["end_ms"]
     assert lines[0]["start_ms"] <= lines[1]["start_ms"]
+
+
+@needs_offline
+async def test_the_end_of_turn_wait_counts_from_when_the_vad_said_speech_ended() -> None:
+    """``end_of_turn_ms`` is waited for on top of the VAD's hangover, not swallowed by it."""
+    from contextlib import asynccontextmanager
+
+    from voiceagent.adapters.vad_webrtc import WebRTCVAD
+    from voiceagent.adapters.whisper import WhisperSTT
+    from voiceagent.session_events import UserSpeechEnded
+    from voiceagent.timeline import SessionClock
+    from voiceagent.turn_taking import TurnTaker
+
+    whisper = WhisperSTT()
+    fed: list[int] = [0]  # samples sent to the STT so far
+    finalized_at: list[int] = []
+
+    class ObservedSTT:  # the real whisper stream, with its audio and finalize counted
+        sample_rate, encoding = whisper.sample_rate, whisper.encoding
+
+        @asynccontextmanager
+        async def stream(self) -> Any:
+            async with whisper.stream() as real:
+                send, finalize = real.send_audio, real.finalize
+
+                async def counted_send(audio: bytes) -> None:
+                    fed[0] += len(audio) // 2
+                    await send(audio)
+
+                async def counted_finalize() -> None:
+                    finalized_at.append(fed[0])
+                    await finalize()
+
+                real.send_audio, real.finalize = counted_send, counted_finalize  # type: ignore[method-assign]
+                yield real
+
+    ended_at: list[int] = []
+
+    def publish(event: object) -> None:
+        if isinstance(event, UserSpeechEnded):
+            ended_at.append(fed[0])
+
+    pcm = bytes(3200) + spoken("hello there") + bytes(64000)  # speech, then 2 s of silence
+    taker = TurnTaker(
+        SessionClock(),
+        RATE,
+        stt=ObservedSTT(),  # type: ignore[arg-type]
+        vad=WebRTCVAD(RATE, min_silence_ms=300),
+        end_of_turn_ms=400.0,
+        publish=publish,
+        on_speech=lambda at: None,
+    )
+
+    async def frames() -> Any:
+        for i in range(0, len(pcm), 640):
+            yield pcm[i : i + 640]
+
+    send, _ = anyio.create_memory_object_stream[Any](10)
+    await taker.run(frames(), send)
+    assert len(ended_at) == 1 and len(finalized_at) >= 1
+    waited = (finalized_at[0] - ended_at[0]) * 1000 / RATE
+    assert 400 <= waited <= 420  # 400 ms of input after the VAD's word, to the next frame

@@ -80,7 +80,7 @@ async def test_paced_frame_k_is_never_yielded_before_its_due_time(
     t = transport(wav_in, speed=speed, origin=origin)
     received = await take(t.incoming(), 6)  # the file and two frames of trailing silence
     for k, (_, at) in enumerate(received):
-        assert at >= origin + k * (FRAME / RATE) / speed
+        assert at >= origin + (k + 1) * (FRAME / RATE) / speed  # after its last sample
 
 
 @pytest.mark.parametrize("speed", [math.inf, 0.0])

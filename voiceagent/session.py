@@ -65,7 +65,7 @@ class Session:
         *,
         llm: ElectronClient | None = None,
         barge_in: bool = True,
-        end_of_turn_ms: float = 200.0,
+        end_of_turn_ms: float = 0.0,
         idle_timeout_s: float | None = 15.0,
         reprompt: str | None = REPROMPT,
         max_duration_s: float | None = None,

@@ -38,9 +38,10 @@ class TurnTaker:
     """Reads a transport's input; sends each finished user turn as an ``Utterance``.
 
     Audio goes to the STT (resampled or μ-law encoded to what it takes) and to the VAD;
-    without a VAD, the STT's own speech events are used. A turn ends ``end_of_turn_ms``
-    of input audio after the VAD said speech ended (its hangover already passed): then
-    the STT is finalized and its final ends the turn. Typed text ends a turn at once.
+    without a VAD, the STT's own speech events are used. The VAD's hangover (its minimum
+    silence) decides that speech ended; ``end_of_turn_ms`` more of input audio may be
+    waited for on top of it (default 0); then the STT is finalized and its final ends the
+    turn. Typed text ends a turn at once.
     """
 
     def __init__(
@@ -119,6 +120,10 @@ class TurnTaker:
             vad_pcm = self._to_vad.process(pcm) if self._to_vad is not None else pcm
             for event in self.vad.process(vad_pcm):
                 self._speech_event(event)
+        await self._maybe_finalize(stream)
+
+    async def _maybe_finalize(self, stream: STTStream | None) -> None:
+        """Finalize the STT once the end of turn is due (checked on audio and on STT events)."""
         if self._finalize_at is not None and self._fed_ms >= self._finalize_at:
             self._finalize_at = None
             if stream is not None:
@@ -136,7 +141,9 @@ class TurnTaker:
         else:
             self._speaking = False
             self._end_ms = at
-            self._finalize_at = event.at_ms + self.end_of_turn_ms
+            # counted from when the VAD said so (its hangover has passed), not from the end
+            # it dates, which lies a hangover earlier
+            self._finalize_at = self._fed_ms + self.end_of_turn_ms
             self.publish(UserSpeechEnded(at))
 
     async def _read_stt(self, stream: STTStream, out: MemoryObjectSendStream[Utterance]) -> None:
@@ -144,6 +151,7 @@ class TurnTaker:
             if isinstance(event, (SpeechStarted, SpeechEnded)):
                 if self.vad is None:  # the STT's own VAD stands in for ours
                     self._speech_event(event)
+                    await self._maybe_finalize(stream)  # now, not at the next input frame
                 continue
             assert isinstance(event, Transcript)
             now = self.clock.now_ms()
