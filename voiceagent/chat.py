@@ -9,10 +9,8 @@ for phone bots and the live demo, where the agent speaks first.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import os
-import shutil
 import sys
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
@@ -23,9 +21,21 @@ from typing import TYPE_CHECKING, Any, TextIO
 import anyio
 import anyio.to_thread
 
-from voiceagent import NotAvailableYet
 from voiceagent.agent import Agent
-from voiceagent.agent_ref import AgentRefError, load_agent
+from voiceagent.agent_ref import load_agent
+from voiceagent.commands import (
+    INTERRUPTED,
+    LOG_ENV,
+    CommandError,
+    configure_logging,
+    first_leaf,
+    isatty,
+    start_llm,
+    terminal_width,
+    user_errors,
+    with_overrides,
+    writable,
+)
 from voiceagent.llm import LLMEndpoint, resolve_llm_endpoint
 
 if TYPE_CHECKING:
@@ -35,22 +45,9 @@ if TYPE_CHECKING:
     from voiceagent.timeline import Timeline
 
 PROG = "voiceagent chat"
-LOG_ENV = "VOICEAGENT_LOG"  # e.g. VOICEAGENT_LOG=info; debug also shows tracebacks
 DEMO_ISSUE = "the demo issue"  # brings playing on an audio device
-INTERRUPTED = 130  # the shell's code for a process ended by Ctrl-C (128 + SIGINT)
 
 logger = logging.getLogger(__name__)
-
-
-class ChatError(ValueError):
-    """A usage error of ``voiceagent chat``; the message says what to do."""
-
-
-def _user_errors() -> tuple[type[Exception], ...]:
-    from voiceagent.adapters.config import ConfigError
-    from voiceagent.listen import ListenError
-
-    return (AgentRefError, NotAvailableYet, ChatError, ConfigError, ListenError)
 
 
 @dataclass
@@ -86,8 +83,8 @@ def main(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> 
             os._exit(INTERRUPTED)
         return INTERRUPTED
     except Exception as error:
-        leaf = _first_leaf(error)
-        if isinstance(leaf, _user_errors()):
+        leaf = first_leaf(error)
+        if isinstance(leaf, user_errors()):
             print(f"{PROG}: error: {leaf}", file=sys.stderr)
             return 2
         logger.debug("chat failed", exc_info=error)
@@ -106,8 +103,8 @@ def prepare(args: argparse.Namespace, environ: Mapping[str, str]) -> Setup:
 
         speech_in = read_input(args.in_wav)
     if args.say is not None and not args.say.strip():
-        raise ChatError("--say needs some text")
-    agent = _with_overrides(load_agent(args.agent), args)
+        raise CommandError("--say needs some text")
+    agent = with_overrides(load_agent(args.agent), args)
     components = from_config(
         tts=args.tts,
         tts_url=args.tts_url,
@@ -120,9 +117,9 @@ def prepare(args: argparse.Namespace, environ: Mapping[str, str]) -> Setup:
         need_stt=speech_in is not None,  # whisper loads a model: only for speech to hear
         input_rate=speech_in.sample_rate if speech_in is not None else None,
     )
-    out = _writable(args.out, "--out")
+    out = writable(args.out, "--out")
     if out is not None and components.tts is None:
-        raise ChatError(
+        raise CommandError(
             "--out needs a TTS and none is available: install espeak-ng "
             "(apt-get install espeak-ng), or use --tts test for test tones"
         )
@@ -135,8 +132,8 @@ def prepare(args: argparse.Namespace, environ: Mapping[str, str]) -> Setup:
         say=args.say,
         speech_in=speech_in,
         out=out,
-        timeline_json=_writable(args.timeline, "--timeline"),
-        timeline_html=_writable(args.timeline_html, "--timeline-html"),
+        timeline_json=writable(args.timeline, "--timeline"),
+        timeline_html=writable(args.timeline_html, "--timeline-html"),
     )
 
 
@@ -153,7 +150,7 @@ async def session(setup: Setup, reader: LineReader) -> int:
     agent, tts = setup.agent, setup.components.tts
     async with AsyncExitStack() as stack:
         stack.push_async_callback(aclose_shared_clients)
-        base_url = await _start_llm(setup.endpoint, stack)
+        base_url = await start_llm(setup.endpoint, stack)
         _describe(setup)
         if tts is not None:
             stack.push_async_callback(tts.aclose)
@@ -193,23 +190,8 @@ def _report(setup: Setup, result: TurnResult, timeline: Timeline) -> int:
     """A finished turn out: the timeline files, the line on stdout, the lanes; 1 if it failed."""
     _write_timelines(setup, timeline)  # before the line: stdout readers may look
     print(" ".join(result.heard.split()), flush=True)
-    print(result.timeline.lanes(_width()), file=sys.stderr, flush=True)
+    print(result.timeline.lanes(terminal_width()), file=sys.stderr, flush=True)
     return int(result.reason == "error")
-
-
-async def _start_llm(endpoint: LLMEndpoint, stack: AsyncExitStack) -> str:
-    """The LLM's base URL; with no endpoint configured, the simulator started in-process."""
-    print(endpoint.describe(), file=sys.stderr)
-    if endpoint.base_url is not None:
-        return endpoint.base_url
-    from voiceagent.testing.electron import ElectronServer
-
-    server = await stack.enter_async_context(ElectronServer())
-    print(
-        f"     serving {server.base_url} in this process: a rule-based simulator, not a model",
-        file=sys.stderr,
-    )
-    return server.base_url
 
 
 def _describe(setup: Setup) -> None:
@@ -256,7 +238,7 @@ class LineReader:
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
         self.busy = False  # a thread is blocked reading a line
-        self.interactive = _isatty(stream)
+        self.interactive = isatty(stream)
 
     async def read_line(self) -> str | None:
         """The next line, or None at end of input."""
@@ -269,88 +251,8 @@ class LineReader:
         return line or None
 
 
-def _with_overrides(agent: Agent, args: argparse.Namespace) -> Agent:
-    """The agent with --model, --temperature, --seed and --language applied."""
-    changes: dict[str, Any] = {
-        key: value
-        for key, value in (
-            ("model", args.model),
-            ("temperature", args.temperature),
-            ("seed", args.seed),
-            ("language", args.language),
-        )
-        if value is not None
-    }
-    return dataclasses.replace(agent, **changes) if changes else agent
-
-
-def _writable(value: str | None, option: str) -> Path | None:
-    """The path of an output file, if its folder exists (checked now, not after a turn)."""
-    if value is None:
-        return None
-    path = Path(value)
-    if not path.parent.is_dir():
-        raise ChatError(f"{option} {value}: the folder {path.parent} does not exist")
-    if path.is_dir():
-        raise ChatError(f"{option} {value} is a folder; give a file name")
-    return path
-
-
 def _write_timelines(setup: Setup, timeline: Any) -> None:
     if setup.timeline_json is not None:
         timeline.write_json(setup.timeline_json)
     if setup.timeline_html is not None:
         timeline.write_html(setup.timeline_html)
-
-
-def _width() -> int:
-    return max(60, min(160, shutil.get_terminal_size((100, 24)).columns))
-
-
-def _isatty(stream: TextIO) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
-def _first_leaf(error: BaseException) -> BaseException:
-    """The first real error inside (possibly nested) exception groups."""
-    # duck-typed: BaseExceptionGroup is not a builtin on Python 3.10
-    while isinstance(children := getattr(error, "exceptions", None), tuple) and children:
-        error = children[0]
-    return error
-
-
-class _BriefFormatter(logging.Formatter):
-    """Tracebacks only at DEBUG; otherwise a record's exception is one line of gist."""
-
-    def __init__(self, verbose: bool) -> None:
-        super().__init__("%(levelname)s %(name)s: %(message)s")
-        self.verbose = verbose
-
-    def format(self, record: logging.LogRecord) -> str:
-        if record.exc_info and record.exc_info[1] is not None and not self.verbose:
-            error = record.exc_info[1]
-            record = logging.makeLogRecord(record.__dict__)
-            record.msg = f"{record.getMessage()}: {type(error).__name__}: {error}"
-            record.args = None
-            record.exc_info = None
-            record.exc_text = None
-        return super().format(record)
-
-
-def configure_logging(environ: Mapping[str, str]) -> bool:
-    """Logs to stderr at WARNING, or at the level VOICEAGENT_LOG names; True at DEBUG."""
-    name = environ.get(LOG_ENV, "").strip().upper() or "WARNING"
-    level = logging.getLevelName(name)
-    if not isinstance(level, int):
-        level = logging.WARNING
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_BriefFormatter(verbose=level <= logging.DEBUG))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(level)
-    # the in-process simulator logs every request at INFO: noise beside the agent's own logs
-    logging.getLogger("voiceagent.testing").setLevel(max(level, logging.WARNING))
-    return level <= logging.DEBUG

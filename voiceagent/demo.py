@@ -24,15 +24,15 @@ import anyio
 
 from voiceagent.agent import Agent
 from voiceagent.agent_ref import load_agent
-from voiceagent.chat import (
-    ChatError,
-    _first_leaf,
-    _start_llm,
-    _user_errors,
-    _width,
-    _with_overrides,
-    _writable,
+from voiceagent.commands import (
+    CommandError,
     configure_logging,
+    first_leaf,
+    start_llm,
+    terminal_width,
+    user_errors,
+    with_overrides,
+    writable,
 )
 from voiceagent.llm import LLMEndpoint, resolve_llm_endpoint
 
@@ -82,8 +82,8 @@ def main(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> 
     except Exception as error:
         from voiceagent.adapters.audio_devices import AudioUnavailable, DeviceError
 
-        leaf = _first_leaf(error)
-        if isinstance(leaf, (*_user_errors(), AudioUnavailable, DeviceError)):
+        leaf = first_leaf(error)
+        if isinstance(leaf, (*user_errors(), AudioUnavailable, DeviceError)):
             print(f"{PROG}: error: {leaf}", file=sys.stderr)
             return 2
         logger.debug("demo failed", exc_info=error)
@@ -96,7 +96,7 @@ def prepare(args: argparse.Namespace, environ: Mapping[str, str]) -> DemoSetup:
     """The agent, the endpoint, the components and the mode; raises the user errors."""
     from voiceagent.adapters import from_config
 
-    agent = _with_overrides(load_agent(args.agent), args)
+    agent = with_overrides(load_agent(args.agent), args)
     live, reason = _mode(force_file=args.file)
     components = from_config(
         tts=args.tts,
@@ -111,9 +111,9 @@ def prepare(args: argparse.Namespace, environ: Mapping[str, str]) -> DemoSetup:
         input_rate=INPUT_RATE,
     )
     if components.tts is None:
-        raise ChatError("the demo speaks and no TTS is available: apt-get install espeak-ng")
-    out = _writable(args.out, "--out")
-    html = _writable(args.timeline_html or TIMELINE_HTML, "--timeline-html")
+        raise CommandError("the demo speaks and no TTS is available: apt-get install espeak-ng")
+    out = writable(args.out, "--out")
+    html = writable(args.timeline_html or TIMELINE_HTML, "--timeline-html")
     assert out is not None and html is not None  # both have values
     return DemoSetup(
         agent=agent,
@@ -123,7 +123,7 @@ def prepare(args: argparse.Namespace, environ: Mapping[str, str]) -> DemoSetup:
         live=live,
         mode_reason=reason,
         out=out,
-        timeline_json=_writable(args.timeline, "--timeline"),
+        timeline_json=writable(args.timeline, "--timeline"),
         timeline_html=html,
         barge_in=args.barge_in,
     )
@@ -154,7 +154,7 @@ async def run(setup: DemoSetup) -> int:
     async with AsyncExitStack() as stack:
         stack.push_async_callback(aclose_shared_clients)
         print(setup.mode_reason, file=sys.stderr, flush=True)
-        base_url = await _start_llm(setup.endpoint, stack)
+        base_url = await start_llm(setup.endpoint, stack)
         _describe(setup)
         stack.push_async_callback(tts.aclose)
         vad = await _load(stt, tts)
@@ -329,7 +329,7 @@ def _report(setup: DemoSetup, result: TurnResult, session: Session) -> None:
     if setup.timeline_json is not None:
         session.timeline.write_json(setup.timeline_json)
     print(" ".join(result.heard.split()), flush=True)
-    lines = [result.timeline.lanes(_width()), key_figures(result.timeline.metrics())]
+    lines = [result.timeline.lanes(terminal_width()), key_figures(result.timeline.metrics())]
     lines.append(f"timeline picture: {setup.timeline_html.resolve()}")
     print("\n".join(lines), file=sys.stderr, flush=True)
 

@@ -20,12 +20,12 @@ import anyio
 from voiceagent import phone_outbound
 from voiceagent.agent import Agent
 from voiceagent.agent_ref import load_agent
-from voiceagent.chat import (
-    _first_leaf,
-    _start_llm,
-    _user_errors,
-    _with_overrides,
+from voiceagent.commands import (
     configure_logging,
+    first_leaf,
+    start_llm,
+    user_errors,
+    with_overrides,
 )
 from voiceagent.llm import LLMEndpoint, resolve_llm_endpoint
 
@@ -82,10 +82,10 @@ def main(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> 
     except KeyboardInterrupt:
         return 130
     except Exception as error:
-        leaf = _first_leaf(error)
+        leaf = first_leaf(error)
         from voiceagent.adapters.phone_server import SignatureConfigError
 
-        if isinstance(leaf, (*_user_errors(), PhoneError, SignatureConfigError)):
+        if isinstance(leaf, (*user_errors(), PhoneError, SignatureConfigError)):
             print(f"{PROG}: error: {leaf}", file=sys.stderr)
             return 2
         print(f"{PROG}: error: {type(leaf).__name__}: {leaf}", file=sys.stderr)
@@ -94,7 +94,7 @@ def main(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> 
 
 def prepare(args: argparse.Namespace, env: Mapping[str, str]) -> PhoneSetup:
     """The agent, the LLM endpoint and the components, chosen (and checked) before serving."""
-    agent = _with_overrides(load_agent(args.agent), args)
+    agent = with_overrides(load_agent(args.agent), args)
     if args.public_url:
         stream_url(args.public_url)  # checked now, not at the first call
     folder = Path(args.timeline) if args.timeline else None
@@ -131,7 +131,7 @@ async def serve(setup: PhoneSetup) -> int:
         stack.push_async_callback(aclose_shared_clients)
         if lag_file := setup.environ.get(LOOP_LAG_ENV):
             await stack.enter_async_context(loop_lag_recorder(Path(lag_file)))
-        base_url = await _start_llm(setup.endpoint, stack)
+        base_url = await start_llm(setup.endpoint, stack)
         print(setup.description, file=sys.stderr, flush=True)
 
         async def run_call(transport: PhoneTransport) -> None:
