@@ -68,7 +68,7 @@ def test_say_prints_one_line_and_the_components_on_stderr() -> None:
     assert "LLM: local Electron simulator" in done.stderr
     assert "not a model" in done.stderr
     assert "TTS: " in done.stderr
-    assert "output: text only; nothing is played" in done.stderr
+    assert "output: text only: no audio device" in done.stderr  # no sound card here
     assert "LLM r1" in done.stderr  # the lane view
 
 

@@ -237,3 +237,22 @@ def test_barge_in_silences_the_speaker_and_history_keeps_what_was_played(
     turns = json.loads((tmp_path / "t.json").read_text())["turns"]
     assert any(e["kind"] == "barge_in" for e in turns[0]["events"])
     assert "barge-in" in err
+
+
+@pytest.mark.timeout(120)
+def test_chat_without_out_plays_on_the_default_device(sinks: NullSinks, tmp_path: Path) -> None:
+    env = dict(sinks.env)
+    for key in ("SMALLEST_API_KEY", "ELECTRON_BASE_URL", "LIGHTNING_URL", "PULSE_URL"):
+        env.pop(key, None)
+    speaker = sinks.record()
+    done = subprocess.run(
+        [VOICEAGENT, "chat", "--say", "What is 12 times 7?"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+    time.sleep(1.0)  # the last words reach the speaker
+    recording = speaker.stop()
+    assert done.returncode == 0, done.stderr
+    assert "output: playing on" in done.stderr
+    assert "84" in done.stdout
+    heard = transcribe(recording).lower()
+    assert "84" in heard or "eighty" in heard, heard

@@ -39,13 +39,13 @@ from voiceagent.commands import (
 from voiceagent.llm import LLMEndpoint, resolve_llm_endpoint
 
 if TYPE_CHECKING:
+    from voiceagent.adapters.audio_devices import Device
     from voiceagent.adapters.config import Components
     from voiceagent.listen import SpeechInput
     from voiceagent.rounds import TurnResult
     from voiceagent.timeline import Timeline
 
 PROG = "voiceagent chat"
-DEMO_ISSUE = "the demo issue"  # brings playing on an audio device
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +61,7 @@ class Setup:
     say: str | None
     speech_in: SpeechInput | None  # --in: the WAV file to hear
     out: Path | None
+    device: Device | None  # without --out: the default output device, if one exists
     timeline_json: Path | None
     timeline_html: Path | None
 
@@ -132,6 +133,7 @@ def prepare(args: argparse.Namespace, environ: Mapping[str, str]) -> Setup:
         say=args.say,
         speech_in=speech_in,
         out=out,
+        device=_output_device() if out is None and components.tts is not None else None,
         timeline_json=writable(args.timeline, "--timeline"),
         timeline_html=writable(args.timeline_html, "--timeline-html"),
     )
@@ -155,7 +157,8 @@ async def session(setup: Setup, reader: LineReader) -> int:
         if tts is not None:
             stack.push_async_callback(tts.aclose)
         client = ElectronClient(base_url, setup.endpoint.api_key, model=agent.model)
-        speech = SpeechQueue(tts) if setup.out is not None and tts is not None else None
+        heard = setup.out is not None or setup.device is not None
+        speech = SpeechQueue(tts) if heard and tts is not None else None
         clock = SessionClock()  # t=0 of the session, and sample 0 of the --out WAV
         timeline = Timeline(clock)
         history = History(agent.instructions, context=agent.context)
@@ -167,6 +170,11 @@ async def session(setup: Setup, reader: LineReader) -> int:
 
                 speaker = WavSpeaker(setup.out, sample_rate=speech.sample_rate, origin=clock.origin)
                 tg.start_soon(speaker.play, speech, name="speaker")
+            elif speech is not None and setup.device is not None:
+                from voiceagent.adapters.device_speaker import DeviceSpeaker
+
+                device_speaker = DeviceSpeaker(setup.device, origin=clock.origin)
+                tg.start_soon(device_speaker.play, speech, name="speaker")
             if setup.say is None and setup.speech_in is None and reader.interactive:
                 print("Type a message and press Enter; Ctrl-D ends.", file=sys.stderr)
             try:
@@ -184,6 +192,16 @@ async def session(setup: Setup, reader: LineReader) -> int:
                     _write_timelines(setup, timeline)
             tg.cancel_scope.cancel()  # the speaker plays until stopped: the WAV closes here
     return 1 if failed else 0
+
+
+def _output_device() -> Device | None:
+    """The default output device, when the `audio` extra and a sound card are there."""
+    from voiceagent.adapters.audio_devices import AudioUnavailable, DeviceError, find_device
+
+    try:
+        return find_device(None, "output")
+    except (AudioUnavailable, DeviceError):
+        return None
 
 
 def _report(setup: Setup, result: TurnResult, timeline: Timeline) -> int:
@@ -210,10 +228,12 @@ def _describe(setup: Setup) -> None:
             f"output: {setup.out} (16-bit mono WAV, {components.sample_rate} Hz, "
             "real time from the session's start)"
         )
+    elif setup.device is not None:
+        lines.append(f"output: playing on {setup.device.name!r} (--out FILE.wav records instead)")
     else:
         lines.append(
-            f"output: text only; nothing is played (an audio device arrives with {DEMO_ISSUE}; "
-            "--out FILE.wav records the speech)"
+            "output: text only: no audio device (the `audio` extra and a sound card play the "
+            "speech; --out FILE.wav records it)"
         )
     tools = ", ".join(agent.registry.names) or "none"
     lines.append(f"agent: {setup.agent_label}; tools: {tools}; model: {agent.model}")
