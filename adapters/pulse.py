@@ -19,42 +19,24 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 
 from voiceagent.ports import SpeechEnded, SpeechStarted, STTEvent, Transcript
 
+from .pulse_wire import (
+    BYTES_PER_SAMPLE,
+    CONCURRENCY_CLOSE_CODE,
+    DEFAULT_URL,
+    FATAL_CLOSE_CODES,
+    MAX_REPLAY_S,
+    RECONNECT_DELAYS_S,
+    SILENCE_BYTE,
+    PulseConcurrencyError,
+    PulseConnectionError,
+    PulseError,
+    PulseServerError,
+    error_body,
+    query_value,
+    wire_logger,
+)
+
 logger = logging.getLogger(__name__)
-
-DEFAULT_URL = "wss://api.smallest.ai/waves/v1/stt/live"
-BYTES_PER_SAMPLE = {"linear16": 2, "linear32": 4, "mulaw": 1, "alaw": 1}
-# Digital silence in each encoding: 0xFF is μ-law's zero, 0xD5 A-law's (0x00 is full scale).
-SILENCE_BYTE = {"linear16": 0x00, "linear32": 0x00, "mulaw": 0xFF, "alaw": 0xD5}
-CONCURRENCY_CLOSE_CODE = 1008
-# Closes that say the request itself is wrong: reconnecting would only repeat it.
-_FATAL_CLOSE_CODES = {1002, 1003, 1007, 1009}
-_RECONNECT_DELAYS_S = (0.0, 0.25, 0.5, 1.0, 2.0)
-_MAX_REPLAY_S = 60.0
-
-
-class PulseError(RuntimeError):
-    """A Pulse stream failed; the message says why (it never contains the API key)."""
-
-
-class PulseConcurrencyError(PulseError):
-    """Pulse refused the stream (close 1008 or HTTP 429): the account's concurrency limit of
-    open STT streams is reached. Close another stream, or ask Smallest for a higher limit."""
-
-
-class PulseServerError(PulseError):
-    """Pulse sent ``{"type": "error"}`` (or refused the configuration); ``message`` is its text."""
-
-    def __init__(self, message: str, code: object = None) -> None:
-        super().__init__(f"Pulse error: {message}" + (f" (code {code})" if code else ""))
-        self.message, self.code = message, code
-
-
-class PulseConnectionError(PulseError):
-    """Pulse could not be reached or refused the upgrade; ``status`` is the HTTP status if any."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class PulseSTT:
@@ -110,7 +92,7 @@ class PulseSTT:
             "vad_events": self.vad_events,
             **self.extra_query,
         }
-        return {k: _query_value(v) for k, v in settings.items()}
+        return {k: query_value(v) for k, v in settings.items()}
 
     @property
     def stream_url(self) -> str:
@@ -134,26 +116,6 @@ class PulseSTT:
             await stream._shutdown()
         if not stream._error_seen:
             stream._check()  # an error nobody has seen yet is not swallowed
-
-
-def _query_value(value: object) -> str:
-    return ("true" if value else "false") if isinstance(value, bool) else str(value)
-
-
-class _RedactBearer(logging.Filter):
-    """websockets logs the upgrade's headers at DEBUG level: keep the key out of them."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(
-                "Bearer [redacted]" if isinstance(a, str) and a.lower().startswith("bearer ") else a
-                for a in record.args
-            )
-        return True
-
-
-_wire_logger = logging.getLogger(f"{__name__}.wire")
-_wire_logger.addFilter(_RedactBearer())
 
 
 class PulseStream:
@@ -242,7 +204,7 @@ class PulseStream:
         self._sent_samples += len(frame) // self._width
         self._last_audio = anyio.current_time()
         # bounded: an utterance longer than this without a final loses its start on a drop
-        self._drop_replay_before(self._sent_samples - int(_MAX_REPLAY_S * self._stt.sample_rate))
+        self._drop_replay_before(self._sent_samples - int(MAX_REPLAY_S * self._stt.sample_rate))
         await self._send(frame)
 
     async def _send(self, data: str | bytes) -> None:
@@ -285,15 +247,15 @@ class PulseStream:
                 additional_headers=self._headers,
                 compression=None,
                 open_timeout=10,
-                logger=_wire_logger,
+                logger=wire_logger,
             )
         except InvalidStatus as error:
             status = error.response.status_code
             if status == 429:
-                message = f"Pulse refused the stream: HTTP 429 ({_body(error)})"
+                message = f"Pulse refused the stream: HTTP 429 ({error_body(error)})"
                 raise PulseConcurrencyError(message) from None
             raise PulseConnectionError(
-                f"Pulse refused the WebSocket upgrade: HTTP {status} ({_body(error)})", status
+                f"Pulse refused the WebSocket upgrade: HTTP {status} ({error_body(error)})", status
             ) from None
         except (OSError, WebSocketException, TimeoutError) as error:
             raise PulseConnectionError(
@@ -315,7 +277,7 @@ class PulseStream:
                         raise PulseConcurrencyError(
                             "Pulse closed the stream with 1008: concurrency limit reached"
                         ) from None
-                    if code in _FATAL_CLOSE_CODES:
+                    if code in FATAL_CLOSE_CODES:
                         reason = closed.rcvd.reason if closed.rcvd else ""
                         raise PulseServerError(f"closed with {code}: {reason}") from None
                 if self._closing and code == 1000:
@@ -369,7 +331,7 @@ class PulseStream:
 
     async def _reconnect(self, code: int | None) -> None:
         async with self._lock:
-            for attempt, delay in enumerate(_RECONNECT_DELAYS_S, 1):
+            for attempt, delay in enumerate(RECONNECT_DELAYS_S, 1):
                 logger.warning("Pulse stream dropped (close %s); reconnect %d", code, attempt)
                 await anyio.sleep(delay)
                 try:
@@ -406,6 +368,15 @@ class PulseStream:
                 await self._ws.close()
 
 
-def _body(error: InvalidStatus) -> str:
-    text = error.response.body.decode("utf-8", "replace").strip() if error.response.body else ""
-    return text[:200] or "no details"
+__all__ = [
+    "BYTES_PER_SAMPLE",
+    "CONCURRENCY_CLOSE_CODE",
+    "DEFAULT_URL",
+    "SILENCE_BYTE",
+    "PulseConcurrencyError",
+    "PulseConnectionError",
+    "PulseError",
+    "PulseSTT",
+    "PulseServerError",
+    "PulseStream",
+]
