@@ -115,6 +115,9 @@ LIGHTNING_WS_URL = "wss://api.smallest.ai/waves/v1/tts/live"
 LIGHTNING_HTTP_URL = "https://api.smallest.ai/waves/v1/tts"
 
 
+LIGHTNING_MAX_CONCURRENT_ENV = "LIGHTNING_MAX_CONCURRENT"
+
+
 @dataclass(frozen=True)
 class _LightningChoice:
     """Lightning over its WebSocket (``ws(s)://``) or its HTTP API (``http(s)://``)."""
@@ -138,23 +141,43 @@ class _LightningChoice:
             raise ConfigError(f"{why}: a Lightning URL starts with ws(s):// or http(s)://: {url}")
         key = self.api_key or _smallest_key(url, self.env)
         language = self.language or "en"
+        slots = _max_concurrent(self.env)
         tts: TTS
         if scheme in ("ws", "wss"):
             from voiceagent.adapters.lightning import LightningTTS
 
-            tts = LightningTTS(
-                url, key, sample_rate=self.sample_rate, voice=self.voice, language=language
-            )
+            tts = LightningTTS(url, key, sample_rate=self.sample_rate, voice=self.voice,
+                               language=language, max_concurrent=slots)  # fmt: skip
             kind = "Lightning (streaming)"
         else:
             from voiceagent.adapters.lightning_http import LightningHTTPTTS
 
-            tts = LightningHTTPTTS(
-                url, key, sample_rate=self.sample_rate, voice=self.voice, language=language
-            )
+            tts = LightningHTTPTTS(url, key, sample_rate=self.sample_rate, voice=self.voice,
+                                   language=language, max_concurrent=slots)  # fmt: skip
             kind = "Lightning (HTTP)"
         auth = "with a key" if key else "no key"
-        return Components(tts, f"TTS: {kind} at {url}, {self.sample_rate} Hz, {auth} ({why})")
+        limit = f"{slots} at a time" if slots > 0 else "no concurrency limit"
+        return Components(
+            tts, f"TTS: {kind} at {url}, {self.sample_rate} Hz, {auth}, {limit} ({why})"
+        )
+
+
+def _max_concurrent(env: Mapping[str, str]) -> int:
+    """LIGHTNING_MAX_CONCURRENT: the account's concurrent TTS requests, shared by every session
+    of the process (default 1, the entry plan; 0 = no limit). A phone server holding N calls
+    on a plan of 1 speaks one reply at a time: bench/phone_load.py's calls queued ~0.8 s each
+    behind one another until they timed out, so it runs the bot with 0 (its fake has no limit).
+    """
+    text = env.get(LIGHTNING_MAX_CONCURRENT_ENV, "").strip()
+    if not text:
+        return 1
+    try:
+        slots = int(text)
+    except ValueError:
+        slots = -1
+    if slots < 0:
+        raise ConfigError(f"{LIGHTNING_MAX_CONCURRENT_ENV}={text!r}: a count (0 = no limit)")
+    return slots
 
 
 def _smallest_key(url: str, env: Mapping[str, str]) -> str | None:

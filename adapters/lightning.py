@@ -333,13 +333,17 @@ class LightningTTS:
         self._closed = True
         for inbox in list(self._inboxes):
             post(inbox, Closed(LightningError("this LightningTTS was closed")))
+        # Taken before the cancel: each cancelled _serve_socket drops its socket from the set,
+        # and an unclosed one kept its connection (and websockets' keepalive task) alive,
+        # one per phone call (bench/phone_load.py: tasks after the calls grew by N).
+        sockets = list(self._sockets)
         if self._scope is not None:
             self._scope.cancel()
         if self._runner is not None:
             with anyio.CancelScope(shield=True):
                 await asyncio.wait([self._runner])
         with anyio.CancelScope(shield=True):
-            for ws in list(self._sockets):
+            for ws in sockets:
                 await ws.close()
         self._sockets.clear()
         self._ws = None

@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -330,10 +331,21 @@ async def ours_call(url: str, utterances: list[bytes], turns: int, barge: bool) 
                 turn += 1
             result.duration_s = caller.now()
     except Exception as error:  # a failed call is counted, the run goes on
-        result.ok, result.error = False, f"{type(error).__name__}: {error}"
+        result.ok, result.error = False, describe(error)
         result.duration_s = caller.now()
     analyse(caller, ends, result)
     return result
+
+
+def describe(error: BaseException) -> str:
+    """The innermost errors of ``error`` (an ExceptionGroup says only how many it holds), each
+    with the line it was raised at."""
+    inner = getattr(error, "exceptions", None)  # an ExceptionGroup (3.11+ or the backport)
+    if isinstance(inner, tuple) and inner:
+        return " | ".join(describe(e) for e in inner)
+    where = traceback.extract_tb(error.__traceback__)[-1:] if error.__traceback__ else []
+    at = f" at {Path(where[0].filename).name}:{where[0].lineno}" if where else ""
+    return f"{type(error).__name__}: {error}{at}"
 
 
 def _voiced(payload: str) -> bool:
@@ -354,7 +366,7 @@ async def echo_call(url: str, utterances: list[bytes], call_s: float) -> CallRes
             await anyio.sleep(call_s)
             result.duration_s = caller.now()
     except Exception as error:
-        result.ok, result.error = False, f"{type(error).__name__}: {error}"
+        result.ok, result.error = False, describe(error)
         result.duration_s = caller.now()
     result.media = len(caller.received_events("media"))
     return result
@@ -488,7 +500,7 @@ def run_callers(
             row.calls += 1
             row.failed += 0 if call["ok"] else 1
             if call["error"]:
-                errors[call["error"][:120]] += 1
+                errors[call["error"][:300]] += 1
             row.call_min += call["duration_s"] / 60
             lat += call["latencies_ms"]
             row.late += call["late"]
@@ -506,7 +518,9 @@ def measure(
     """One bot (ours, or the echo baseline when ``f`` is None) under N callers."""
     row = Row(label, n)
     lag_file = folder / f"{label}-{n}-lag.jsonl"
-    env = {**os.environ, LAG_ENV: str(lag_file)}
+    # The Lightning fake has no account limit: neither has the bot (else every call's reply
+    # queues behind one slot, ~0.8 s a call, and at N=50 the callers time out).
+    env = {**os.environ, LAG_ENV: str(lag_file), "LIGHTNING_MAX_CONCURRENT": "0"}
     argv = bot_argv(f) if f is not None else echo_argv()
     with spawned(f"{label}-{n}-bot", argv, folder, env) as bot:
         url = bot.first_line()
@@ -519,10 +533,13 @@ def measure(
                 spy = [shutil.which("py-spy") or str(Path(PYTHON).with_name("py-spy")), "record",
                        "--pid", str(bot.pid), "--rate", "100", "--format", "raw", "--nonblocking",
                        "--output", str(profile_out), "--duration", "40"]  # fmt: skip
-                stack.enter_context(spawned(f"{label}-{n}-py-spy", pinned(OTHER_CORE, spy), folder))
+                profiler = stack.enter_context(
+                    spawned(f"{label}-{n}-py-spy", pinned(OTHER_CORE, spy), folder)
+                )
             run_callers(folder, label, url, n, wavs, options, bot.pid, row, rss_every_s)
-            if profile_out is not None:
-                stack.close()
+            if profile_out is not None and profiler.popen.poll() is None:
+                profiler.popen.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT only
+                profiler.popen.wait(30)
         t1, row.cpu_s = time.monotonic(), cpu_seconds(bot.pid) - cpu0
         row.peak_rss_mb = status_kb(bot.pid, "VmHWM") / 1024
         if f is not None:  # every call over: the loop back to its idle task count?

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from websockets.protocol import State
+
 from tests.lightning_rig import expected, speak, until
 from voiceagent.adapters.lightning import LightningTTS
 from voiceagent.testing.lightning import LightningServer
@@ -42,3 +44,14 @@ async def test_keepalives_hold_an_idle_socket_open_past_the_idle_timeout() -> No
         await until(lambda: server.keepalives >= 25, timeout_s=20)
         assert await speak(tts, "After.") == expected("After.")
     assert (server.idle_closes, server.connections) == (0, 1)
+
+
+async def test_aclose_closes_a_socket_the_server_kept_open() -> None:
+    # A phone call's TTS: left open, each call kept a connection and its keepalive task.
+    async with LightningServer(voice="synthetic", close_after_complete=False) as server:
+        tts = LightningTTS(server.ws_url)
+        await speak(tts, "One.")
+        ws = tts._ws
+        assert ws is not None
+        await tts.aclose()
+        assert ws.state is State.CLOSED
