@@ -107,3 +107,54 @@ async def test_a_turn_cancelled_while_its_audio_plays_ends_as_cancelled() -> Non
         (turn,) = rig.engine.timeline.turns
     (end,) = [e for e in turn.events if e.kind == "turn.end"]
     assert end.attrs["reason"] == "cancelled"
+
+
+async def run_cut_after_first_token(drain: bool, *, contended: bool = False) -> TurnTimeline:
+    """A reply cut at its first token; returns the turn's timeline once all has settled."""
+    from voiceagent.llm import ElectronClient
+
+    reply = "One two three four five six seven eight nine ten eleven twelve."
+    async with turn_rig([{"text": reply}], token_ms=15) as rig:
+        engine = rig.engine
+        if contended:  # one slot for this key, and another request queued for it
+            engine.llm = ElectronClient(rig.server.base_url, plan=1)
+        async with anyio.create_task_group() as background:
+            engine.drain_on_interrupt, engine.background = drain, background
+            with anyio.CancelScope() as scope:
+
+                def on_event(turn: TurnTimeline, event: TimelineEvent) -> None:
+                    if event.kind == "llm.first_token":
+                        scope.cancel()
+                        if contended:
+                            background.start_soon(waiting_request, engine.llm)
+
+                engine.timeline.on_event = on_event
+                await engine.run("Count for me.")
+        return engine.timeline.turns[-1]
+
+
+async def waiting_request(llm: Any) -> None:
+    async with llm.stream([{"role": "user", "content": "hello"}]) as stream:
+        async for _ in stream:
+            pass
+
+
+async def test_a_cut_stream_is_closed_and_its_usage_estimated_by_default() -> None:
+    turn = await run_cut_after_first_token(drain=False)
+    usage = turn.metrics()["usage"]
+    assert usage["estimated"] is True
+
+
+async def test_with_drain_on_interrupt_the_cut_stream_is_read_for_its_exact_usage() -> None:
+    turn = await run_cut_after_first_token(drain=True)
+    usage = turn.metrics()["usage"]
+    assert usage["estimated"] is False
+    assert usage["completion"] >= 12  # every token of the reply, though none was spoken after
+    assert "One two three" not in " ".join(
+        e.attrs.get("text", "") for e in turn.events if e.kind == "audio.end"
+    )
+
+
+async def test_drain_on_interrupt_does_not_hold_a_slot_another_request_waits_for() -> None:
+    turn = await run_cut_after_first_token(drain=True, contended=True)
+    assert turn.metrics()["usage"]["estimated"] is True

@@ -52,7 +52,9 @@ class Session:
     it the agent's words are only in the events). ``llm`` defaults to Electron (or
     ``ELECTRON_BASE_URL``) by DESIGN.md's table. Barge-in: user speech while the agent
     speaks (the VAD's minimum speech duration filters clicks and coughs) cancels the turn;
-    history keeps only what was heard.
+    history keeps only what was heard. The cut LLM stream is closed and its usage marked
+    estimated; with ``drain_on_interrupt`` it is read to its end without speaking, in the
+    session's task group, when no other request waits for its concurrency slot.
     """
 
     def __init__(
@@ -71,6 +73,7 @@ class Session:
         max_duration_s: float | None = None,
         transcript: str | os.PathLike[str] | None = None,
         clock: SessionClock | None = None,
+        drain_on_interrupt: bool = False,
     ) -> None:
         self.agent = agent
         self.transport = transport
@@ -93,6 +96,7 @@ class Session:
             speech=self.speech,
             metadata=dict(transport.metadata),
             end_call=self.hang_up,
+            drain_on_interrupt=drain_on_interrupt,
         )
         self.end_of_turn_ms = end_of_turn_ms
         self.ended: str | None = None  # why the session ended
@@ -123,6 +127,7 @@ class Session:
             with anyio.move_on_after(self.max_duration_s or math.inf) as limit:
                 async with anyio.create_task_group() as tg:
                     self._session_scope = tg.cancel_scope
+                    self.engine.background = tg  # where interrupted streams are drained
                     if self.speech is not None:
                         tg.start_soon(self.transport.output.play, self.speech)
                     tg.start_soon(self._listen, taker, send)

@@ -7,15 +7,19 @@ from __future__ import annotations
 import enum
 import json
 import logging
-from collections.abc import Awaitable, Callable
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectSendStream
+from openai.types.chat import ChatCompletionChunk
 
 from voiceagent.agent import Agent
 from voiceagent.history import History
-from voiceagent.llm import ElectronClient, ElectronError
+from voiceagent.llm import ElectronClient, ElectronError, ElectronStream
 from voiceagent.phrases import PhraseSplitter, PhraseText
 from voiceagent.rounds import Round, TurnResult, commit_heard
 from voiceagent.speech import Segment, SpeechQueue
@@ -59,6 +63,8 @@ class TurnEngine:
         metadata: dict[str, Any] | None = None,
         end_call: Callable[[], Awaitable[None]] | None = None,
         session: object | None = None,
+        drain_on_interrupt: bool = False,
+        background: TaskGroup | None = None,
     ) -> None:
         self.agent = agent
         self.llm = llm
@@ -71,6 +77,10 @@ class TurnEngine:
         self.metadata = metadata or {}
         self.end_call = end_call
         self.session = session
+        # an interrupted stream is read to its end (exact usage) in ``background``, the
+        # session's task group; otherwise it is closed and its usage marked estimated
+        self.drain_on_interrupt = drain_on_interrupt
+        self.background = background
         self.last: TurnResult | None = None  # the latest turn's result, even a cancelled one
         self._muted = False  # interrupted: nothing more of this turn is spoken
 
@@ -186,8 +196,9 @@ class TurnEngine:
         parser, splitter = StreamParser(), PhraseSplitter(language=agent.language)
         segment: list[Segment | None] = [None]
         tl.mark("llm.request", round=rnd.number)
+        drained = False  # the interrupted stream is read to its end in the background
         try:
-            async with self.llm.stream(
+            stream = self.llm.stream(
                 messages,
                 tools=tools,
                 tool_choice=tool_choice,
@@ -196,18 +207,23 @@ class TurnEngine:
                 max_tokens=agent.max_tokens,
                 stop=agent.stop,
                 model=agent.model,
-            ) as stream:
-                async for chunk in stream:
-                    for event in parser.feed(chunk):
-                        self._on_event(tg, tl, rnd, event, splitter, segment, tool_choice)
-                for event in parser.finish():
-                    self._on_event(tg, tl, rnd, event, splitter, segment, tool_choice)
+            )
+            async with self._reading(stream, tl) as (chunks, drain):
+                try:
+                    async for chunk in chunks:
+                        for event in parser.feed(chunk):
+                            self._on_event(tg, tl, rnd, event, splitter, segment, tool_choice)
+                except anyio.get_cancelled_exc_class():
+                    drained = drain()
+                    raise
+            for event in parser.finish():
+                self._on_event(tg, tl, rnd, event, splitter, segment, tool_choice)
             self._speak(tg, tl, rnd, splitter.finish(), segment)
         except ElectronError:
             self._speak(tg, tl, rnd, splitter.finish(), segment)  # what arrived is spoken
             raise
         finally:
-            if not rnd.usage_seen:
+            if not rnd.usage_seen and not drained:
                 tl.add_usage(
                     prompt=len(json.dumps(messages)) // 4,
                     completion=len(rnd.content) // 4,
@@ -215,6 +231,73 @@ class TurnEngine:
                     estimated=True,
                 )
             tl.mark("llm.end", round=rnd.number)
+
+    @asynccontextmanager
+    async def _reading(
+        self, stream: ElectronStream, tl: TurnTimeline
+    ) -> AsyncIterator[tuple[AsyncIterator[ChatCompletionChunk], Callable[[], bool]]]:
+        """The stream's chunks, and ``drain()`` to call when the turn is cut.
+
+        By default the turn reads the stream itself and a cut closes it. With
+        ``drain_on_interrupt`` a reader task in the session's task group (``background``)
+        reads it, so that a cut turn can leave it to read on, silently, for its exact usage
+        — unless another request waits for its concurrency slot (then it is closed).
+        """
+        if not self.drain_on_interrupt or self.background is None:
+            async with stream:
+                yield stream, lambda: False
+            return
+        send, receive = anyio.create_memory_object_stream[ChatCompletionChunk | Exception](math.inf)
+        reader_scope = anyio.CancelScope()
+        self.background.start_soon(self._read_for, stream, send, reader_scope, tl)
+
+        async def chunks() -> AsyncIterator[ChatCompletionChunk]:
+            async for item in receive:
+                if isinstance(item, Exception):
+                    raise item
+                yield item
+
+        def drain() -> bool:
+            receive.close()  # the reader now reads on without handing anything over
+            if stream.contended:
+                reader_scope.cancel()
+                return False
+            return True
+
+        try:
+            yield chunks(), drain
+        finally:
+            receive.close()
+
+    async def _read_for(
+        self,
+        stream: ElectronStream,
+        send: MemoryObjectSendStream[ChatCompletionChunk | Exception],
+        scope: anyio.CancelScope,
+        tl: TurnTimeline,
+    ) -> None:
+        handing = True
+        with scope, send:
+            try:
+                async with stream:
+                    async for chunk in stream:
+                        if handing:
+                            try:
+                                send.send_nowait(chunk)
+                            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                                handing = False  # the turn was cut: drain silently
+            except ElectronError as error:
+                if handing:
+                    send.send_nowait(error)
+                    return
+                logger.info("draining an interrupted stream failed: %s", error)
+        if handing or scope.cancelled_caught:
+            return  # read by the turn, or closed for a waiting request: the turn counts it
+        usage = stream.usage  # drained to its end: the exact usage (else an estimate)
+        if usage is not None:
+            tl.add_usage(usage.prompt, usage.completion, usage.cached, usage.estimated)
+        else:
+            tl.add_usage(0, 0, 0, estimated=True)
 
     def _on_event(
         self,

@@ -105,6 +105,12 @@ class ElectronStream:
     ) -> None:
         await self._close()
 
+    @property
+    def contended(self) -> bool:
+        """Other requests wait for a concurrency slot (this stream holds one)."""
+        limiter = self._limiter
+        return limiter is not None and limiter.statistics().tasks_waiting > 0
+
     def __aiter__(self) -> ElectronStream:
         return self
 
