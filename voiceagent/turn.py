@@ -7,20 +7,17 @@ from __future__ import annotations
 import enum
 import json
 import logging
-import math
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectSendStream
-from openai.types.chat import ChatCompletionChunk
 
 from voiceagent.agent import Agent
 from voiceagent.history import History
-from voiceagent.llm import ElectronClient, ElectronError, ElectronStream
+from voiceagent.llm import ElectronClient, ElectronError
 from voiceagent.phrases import PhraseSplitter, PhraseText
+from voiceagent.reading import read_stream
 from voiceagent.rounds import Round, TurnResult, commit_heard
 from voiceagent.speech import Segment, SpeechQueue
 from voiceagent.stream import (
@@ -208,7 +205,12 @@ class TurnEngine:
                 stop=agent.stop,
                 model=agent.model,
             )
-            async with self._reading(stream, tl) as (chunks, drain):
+            async with read_stream(
+                stream, tl, self.background if self.drain_on_interrupt else None
+            ) as (
+                chunks,
+                drain,
+            ):
                 try:
                     async for chunk in chunks:
                         for event in parser.feed(chunk):
@@ -231,73 +233,6 @@ class TurnEngine:
                     estimated=True,
                 )
             tl.mark("llm.end", round=rnd.number)
-
-    @asynccontextmanager
-    async def _reading(
-        self, stream: ElectronStream, tl: TurnTimeline
-    ) -> AsyncIterator[tuple[AsyncIterator[ChatCompletionChunk], Callable[[], bool]]]:
-        """The stream's chunks, and ``drain()`` to call when the turn is cut.
-
-        By default the turn reads the stream itself and a cut closes it. With
-        ``drain_on_interrupt`` a reader task in the session's task group (``background``)
-        reads it, so that a cut turn can leave it to read on, silently, for its exact usage
-        — unless another request waits for its concurrency slot (then it is closed).
-        """
-        if not self.drain_on_interrupt or self.background is None:
-            async with stream:
-                yield stream, lambda: False
-            return
-        send, receive = anyio.create_memory_object_stream[ChatCompletionChunk | Exception](math.inf)
-        reader_scope = anyio.CancelScope()
-        self.background.start_soon(self._read_for, stream, send, reader_scope, tl)
-
-        async def chunks() -> AsyncIterator[ChatCompletionChunk]:
-            async for item in receive:
-                if isinstance(item, Exception):
-                    raise item
-                yield item
-
-        def drain() -> bool:
-            receive.close()  # the reader now reads on without handing anything over
-            if stream.contended:
-                reader_scope.cancel()
-                return False
-            return True
-
-        try:
-            yield chunks(), drain
-        finally:
-            receive.close()
-
-    async def _read_for(
-        self,
-        stream: ElectronStream,
-        send: MemoryObjectSendStream[ChatCompletionChunk | Exception],
-        scope: anyio.CancelScope,
-        tl: TurnTimeline,
-    ) -> None:
-        handing = True
-        with scope, send:
-            try:
-                async with stream:
-                    async for chunk in stream:
-                        if handing:
-                            try:
-                                send.send_nowait(chunk)
-                            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                                handing = False  # the turn was cut: drain silently
-            except ElectronError as error:
-                if handing:
-                    send.send_nowait(error)
-                    return
-                logger.info("draining an interrupted stream failed: %s", error)
-        if handing or scope.cancelled_caught:
-            return  # read by the turn, or closed for a waiting request: the turn counts it
-        usage = stream.usage  # drained to its end: the exact usage (else an estimate)
-        if usage is not None:
-            tl.add_usage(usage.prompt, usage.completion, usage.cached, usage.estimated)
-        else:
-            tl.add_usage(0, 0, 0, estimated=True)
 
     def _on_event(
         self,
