@@ -7,7 +7,7 @@ from voiceagent import audio
 
 # Speech is not loud in every 20 ms block (gaps between words, soft consonants): a loud run
 # survives gaps up to this long, and an open mic closes after this much quiet.
-MAX_GAP_MS = 120.0
+MAX_GAP_MS = 300.0  # pauses between words and at commas run 200-300 ms
 CLOSE_AFTER_MS = 300.0
 
 
