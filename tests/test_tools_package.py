@@ -13,9 +13,10 @@ from voiceagent.toolkit import Tool
 
 
 def test_the_tools_are_reexported_as_tools() -> None:
-    for name in ("calculate", "current_time", "get_weather"):
+    names = ["calculate", "current_time", "end_call", "get_weather", "transfer_call"]
+    for name in names:
         assert isinstance(getattr(voiceagent.tools, name), Tool)
-    assert sorted(dir(voiceagent.tools)) == ["calculate", "current_time", "get_weather"]
+    assert sorted(dir(voiceagent.tools)) == names
 
 
 def test_an_unknown_name_is_an_attribute_error() -> None:
