@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
-import signal
 import sys
 
-import anyio
-
+from voiceagent.testing._serving import configure_logging, run_until_signalled, until_signalled
 from voiceagent.testing.electron.script import Script, ScriptError
 from voiceagent.testing.electron.server import ElectronServer
 
@@ -87,7 +86,7 @@ def _statuses(text: str) -> list[int]:
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser = build_parser(prog)
     args = parser.parse_args(argv)
-    _configure_logging(args.quiet)
+    configure_logging(args.quiet)
     try:
         script = Script.from_file(args.script) if args.script else None
     except (OSError, ScriptError) as exc:
@@ -105,34 +104,13 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     )
     for status in args.fail:
         server.faults.fail_next(1, status=status)
-    try:
-        anyio.run(_serve, server)
-    except KeyboardInterrupt:
-        pass
-    except OSError as exc:
-        print(f"{parser.prog}: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return run_until_signalled(
+        functools.partial(_serve, server), parser.prog, f"{args.host}:{args.port}"
+    )
 
 
 async def _serve(server: ElectronServer) -> None:
     async with server:
         print(server.base_url, flush=True)
         logger.info("Electron simulator (not a model) serving at %s", server.base_url)
-        try:
-            signals = anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM)
-        except NotImplementedError:  # no signal receivers on this platform: Ctrl-C still works
-            await anyio.sleep_forever()
-            return
-        with signals as received:
-            async for signum in received:
-                logger.info("stopping on %s", signal.Signals(signum).name)
-                return
-
-
-def _configure_logging(quiet: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("voiceagent")
-    root.addHandler(handler)
-    root.setLevel(logging.WARNING if quiet else logging.INFO)
+        await until_signalled()

@@ -9,16 +9,15 @@ import hmac
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import anyio
-from anyio.from_thread import start_blocking_portal
 
 from voiceagent.testing._http import AbortConnection, HTTPServer, Request, Response
+from voiceagent.testing._serving import RunsInThread
 from voiceagent.testing.electron import brain, chunks
 from voiceagent.testing.electron.faults import Faults
 from voiceagent.testing.electron.prefix_cache import PrefixCache, request_tokens
@@ -42,7 +41,7 @@ MODEL = "electron"
 ScriptLike = Script | Sequence[Mapping[str, Any]] | str | Path | None
 
 
-class ElectronServer:
+class ElectronServer(RunsInThread):
     """A local Electron-compatible chat-completions server over a real TCP socket.
 
     Runs in the caller's event loop (``async with``), or in a thread (``running_in_thread``).
@@ -92,14 +91,6 @@ class ElectronServer:
         """Serve until cancelled."""
         async with self:
             await anyio.sleep_forever()
-
-    @classmethod
-    @contextmanager
-    def running_in_thread(cls, *args: Any, **kwargs: Any) -> Iterator[ElectronServer]:
-        """Run a server on its own event loop in a background thread (for synchronous code)."""
-        server = cls(*args, **kwargs)
-        with start_blocking_portal() as portal, portal.wrap_async_context_manager(server):
-            yield server
 
     @property
     def port(self) -> int:

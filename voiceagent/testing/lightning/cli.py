@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
-import signal
-import sys
 
-import anyio
-
+from voiceagent.testing._serving import configure_logging, run_until_signalled, until_signalled
 from voiceagent.testing.lightning.server import LightningServer
 
 logger = logging.getLogger(__name__)
@@ -80,8 +78,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    args = build_parser(prog).parse_args(argv)
-    _configure_logging(args.quiet)
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    configure_logging(args.quiet)
     server = LightningServer(
         args.host,
         args.port,
@@ -99,14 +98,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         server.faults.drop_after(args.drop_after)
     if args.error_next:
         server.faults.error_next(args.error_next)
-    try:
-        anyio.run(_serve, server)
-    except KeyboardInterrupt:
-        pass
-    except OSError as exc:
-        print(f"cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return run_until_signalled(
+        functools.partial(_serve, server), parser.prog, f"{args.host}:{args.port}"
+    )
 
 
 async def _serve(server: LightningServer) -> None:
@@ -114,20 +108,4 @@ async def _serve(server: LightningServer) -> None:
         print(server.ws_url, flush=True)
         print(server.http_url, flush=True)
         logger.info("Lightning fake (voice: %s) serving at %s", server.voice, server.ws_url)
-        try:
-            signals = anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM)
-        except NotImplementedError:
-            await anyio.sleep_forever()
-            return
-        with signals as received:
-            async for signum in received:
-                logger.info("stopping on %s", signal.Signals(signum).name)
-                return
-
-
-def _configure_logging(quiet: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("voiceagent")
-    root.addHandler(handler)
-    root.setLevel(logging.WARNING if quiet else logging.INFO)
+        await until_signalled()

@@ -13,14 +13,11 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
-from anyio.from_thread import start_blocking_portal
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
@@ -28,6 +25,7 @@ from websockets.http11 import Request as WSRequest
 from websockets.http11 import Response as WSResponse
 
 from voiceagent.testing._http import HTTPServer, Request, Response
+from voiceagent.testing._serving import RunsInThread
 from voiceagent.testing.lightning import voices
 from voiceagent.testing.lightning.faults import CONCURRENCY_CODE, CONCURRENCY_MESSAGE, Faults
 from voiceagent.testing.lightning.wire import (
@@ -75,7 +73,7 @@ class _Connection:
         return self.unnamed or ""
 
 
-class LightningServer:
+class LightningServer(RunsInThread):
     """A local Lightning-compatible TTS server over real sockets (a fake, not a voice model).
 
     Runs in the caller's event loop (``async with``, asyncio only), or in a thread
@@ -148,14 +146,6 @@ class LightningServer:
             server.close()
             await server.wait_closed()
         await self._http.__aexit__(exc_type, exc, tb)
-
-    @classmethod
-    @contextmanager
-    def running_in_thread(cls, *args: Any, **kwargs: Any) -> Iterator[LightningServer]:
-        """Run a server on its own event loop in a background thread (for synchronous code)."""
-        server = cls(*args, **kwargs)
-        with start_blocking_portal() as portal, portal.wrap_async_context_manager(server):
-            yield server
 
     @property
     def port(self) -> int:

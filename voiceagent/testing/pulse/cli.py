@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
-import signal
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import anyio
-
 from voiceagent import audio
+from voiceagent.testing._serving import configure_logging, run_until_signalled, until_signalled
 from voiceagent.testing.pulse.server import PulseServer
 from voiceagent.testing.pulse.transcribe import UtteranceTable
 
@@ -56,7 +55,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser = build_parser(prog)
     args = parser.parse_args(argv)
-    _configure_logging(args.quiet)
+    configure_logging(args.quiet)
     try:
         table = _load_table(args.table)
         server = PulseServer(
@@ -79,14 +78,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         server.faults.error_after(args.error_after)
     if args.final_delay_ms:
         server.faults.delay_finals(args.final_delay_ms, times=10**9)
-    try:
-        anyio.run(_serve, server, args.learn)
-    except KeyboardInterrupt:
-        pass
-    except OSError as error:
-        print(f"{parser.prog}: cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
-        return 1
-    return 0
+    return run_until_signalled(
+        functools.partial(_serve, server, args.learn), parser.prog, f"{args.host}:{args.port}"
+    )
 
 
 def _load_table(path: str | None) -> UtteranceTable:
@@ -110,24 +104,8 @@ async def _serve(server: PulseServer, learn: list[str]) -> None:
     async with server:
         print(server.url, flush=True)
         logger.info("Pulse fake (transcribing with %s) at %s", server.transcriber_name, server.url)
-        try:
-            signals = anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM)
-        except NotImplementedError:  # no signal receivers on this platform: Ctrl-C still works
-            await anyio.sleep_forever()
-            return
-        with signals as received:
-            async for signum in received:
-                logger.info("stopping on %s", signal.Signals(signum).name)
-                return
+        await until_signalled()
 
 
 async def _one(text: str) -> AsyncIterator[str]:
     yield text
-
-
-def _configure_logging(quiet: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("voiceagent")
-    root.addHandler(handler)
-    root.setLevel(logging.WARNING if quiet else logging.INFO)

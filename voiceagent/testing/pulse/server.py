@@ -8,20 +8,18 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
 import anyio
-from anyio.from_thread import start_blocking_portal
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request as WSRequest
 from websockets.http11 import Response as WSResponse
 from websockets.protocol import State
 
+from voiceagent.testing._serving import RunsInThread
 from voiceagent.testing.pulse import wire
 from voiceagent.testing.pulse.faults import ConnectionFaults, Faults
 from voiceagent.testing.pulse.session import StreamSession
@@ -73,7 +71,7 @@ class RecordedConnection:
         return [m for m in self.sent if m.get("type") == kind]
 
 
-class PulseServer:
+class PulseServer(RunsInThread):
     """A local Pulse-compatible STT server over real sockets (a fake, not a speech model).
 
     ``transcribe``: ``"whisper"`` (offline extra required), ``"table"`` (``server.table``),
@@ -147,14 +145,6 @@ class PulseServer:
         if server is not None:
             server.close()
             await server.wait_closed()
-
-    @classmethod
-    @contextmanager
-    def running_in_thread(cls, *args: Any, **kwargs: Any) -> Iterator[PulseServer]:
-        """Run a server on its own event loop in a background thread (for synchronous code)."""
-        server = cls(*args, **kwargs)
-        with start_blocking_portal() as portal, portal.wrap_async_context_manager(server):
-            yield server
 
     @property
     def port(self) -> int:
