@@ -7,7 +7,7 @@ import anyio
 import anyio.lowlevel
 
 from voiceagent import audio, ports
-from voiceagent.adapters.wav_speaker import WavSpeaker
+from voiceagent.adapters.wav_speaker import WavSpeaker, check_rate, read_block
 
 # Real time an idle block waits: enough that an empty speaker does not spin the CPU, little
 # enough that audio queued meanwhile starts almost at once.
@@ -51,21 +51,13 @@ class VirtualSpeaker:
         """Plays ``source`` until cancelled."""
         if self._started:
             raise RuntimeError("a VirtualSpeaker plays one source, once")
-        if source.sample_rate != self._sample_rate:
-            raise ValueError(
-                f"source is {source.sample_rate} Hz but the speaker plays {self._sample_rate} Hz"
-            )
+        check_rate(source, self._sample_rate)
         self._started = True
         while True:
-            pcm = source.read(self.block_samples, position=self.position)
-            if len(pcm) > 2 * self.block_samples or len(pcm) % 2:
-                raise ValueError(
-                    f"source returned {len(pcm)} bytes for {self.block_samples} samples "
-                    "(at most that many whole 16-bit samples)"
-                )
-            self._buffer += pcm + audio.silence(self.block_samples - audio.pcm_samples(pcm))
+            block, given = read_block(source, self.block_samples, self.position)
+            self._buffer += block
             self.blocks_written += 1
-            if pcm:
+            if given:
                 await anyio.lowlevel.checkpoint()
             else:
                 self.idle_blocks += 1

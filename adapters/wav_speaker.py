@@ -69,10 +69,7 @@ class WavSpeaker:
         """Plays ``source`` until cancelled; the WAV file is complete and valid afterwards."""
         if self._started:
             raise RuntimeError("a WavSpeaker plays one source, once")
-        if source.sample_rate != self._sample_rate:
-            raise ValueError(
-                f"source is {source.sample_rate} Hz but the speaker plays {self._sample_rate} Hz"
-            )
+        check_rate(source, self._sample_rate)
         self._started = True
         if self._origin is None:
             self._origin = time.monotonic()
@@ -105,13 +102,27 @@ class WavSpeaker:
         self._buffer += block
 
     def _read_block(self, source: ports.AudioSource) -> bytes:
-        pcm = source.read(self.block_samples, position=self.position)
-        if len(pcm) > 2 * self.block_samples or len(pcm) % 2:
-            raise ValueError(
-                f"source returned {len(pcm)} bytes for {self.block_samples} samples "
-                "(at most that many whole 16-bit samples)"
-            )
-        return pcm + audio.silence(self.block_samples - audio.pcm_samples(pcm))
+        return read_block(source, self.block_samples, self.position)[0]
+
+
+def check_rate(source: ports.AudioSource, speaker_rate: int) -> None:
+    """A speaker plays its source as it is: their rates must agree."""
+    if source.sample_rate != speaker_rate:
+        raise ValueError(
+            f"source is {source.sample_rate} Hz but the speaker plays {speaker_rate} Hz"
+        )
+
+
+def read_block(source: ports.AudioSource, block_samples: int, position: int) -> tuple[bytes, int]:
+    """One full block from ``source`` (padded with silence) and how many samples it gave."""
+    pcm = source.read(block_samples, position=position)
+    if len(pcm) > 2 * block_samples or len(pcm) % 2:
+        raise ValueError(
+            f"source returned {len(pcm)} bytes for {block_samples} samples "
+            "(at most that many whole 16-bit samples)"
+        )
+    given = audio.pcm_samples(pcm)
+    return pcm + audio.silence(block_samples - given), given
 
 
 class _WavFile:
