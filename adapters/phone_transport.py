@@ -20,8 +20,7 @@ from voiceagent.adapters.carriers import Serializer, TwilioSerializer
 
 logger = logging.getLogger(__name__)
 
-FRAME_SAMPLES = 160  # 20 ms at 8 kHz
-FRAME_S = FRAME_SAMPLES / twilio.SAMPLE_RATE
+FRAME_MS = 40  # outbound: a media message per 40 ms (the caller's come in 20 ms frames)
 SILENCE = b"\xff"  # μ-law of 0
 
 
@@ -58,10 +57,13 @@ _Sent = tuple[SpokenSegment | None, int]  # samples of one segment (None: silenc
 class PhoneSpeaker:
     """``ports.AudioSink`` for one Twilio stream; ``send`` queues a text frame for the socket.
 
-    Frame k (output samples from ``k·160``) is sent ``lead_ms`` before it is due on the session
-    clock (``origin`` = the ``start`` message), silence included, so Twilio always holds a
-    little audio against network jitter and its marks come back when a segment really ends.
-    ``interrupt()`` (barge-in) sends ``clear`` and corrects each segment's ``played``.
+    Frame k (``frame_ms`` of output from sample ``k·frame_samples``) is sent ``lead_ms``
+    before it is due on the session clock (``origin`` = the ``start`` message), silence
+    included, so Twilio always holds a little audio against network jitter and its marks
+    come back when a segment really ends. ``interrupt()`` (barge-in) sends ``clear`` and
+    corrects each segment's ``played``. Frames of 40 ms, not 20: half the messages, sockets
+    writes and wake-ups per call (bench/phone_load.py), 10 ms more to the first audio on
+    average; carriers take any whole number of samples per message.
     """
 
     def __init__(
@@ -71,6 +73,7 @@ class PhoneSpeaker:
         *,
         origin: float,
         lead_ms: float = 60.0,
+        frame_ms: int = FRAME_MS,
         serializer: Serializer | None = None,
     ) -> None:
         self.stream_sid = stream_sid
@@ -79,7 +82,9 @@ class PhoneSpeaker:
         self.serializer.stream_id = self.serializer.stream_id or stream_sid
         self._send = send
         self.origin = origin
-        self.lead_frames = max(1, math.ceil(lead_ms / 1000 / FRAME_S))
+        self.frame_samples = twilio.SAMPLE_RATE * frame_ms // 1000
+        self.frame_s = self.frame_samples / twilio.SAMPLE_RATE
+        self.lead_frames = max(1, math.ceil(lead_ms / 1000 / self.frame_s))
         self.marks_sent: list[str] = []
         self.confirmed: list[str] = []  # echoed while playing: heard to the end
         self.cleared: list[str] = []  # echoed because of a clear: not heard
@@ -108,16 +113,18 @@ class PhoneSpeaker:
         if isinstance(source, SegmentedSource):
             self._source = source
             source.watch_segment_ends(self._segment_ended)
-        k = max(0, math.floor((time.monotonic() - self.origin) / FRAME_S))
+        frame_s, frame_samples = self.frame_s, self.frame_samples
+        k = max(0, math.floor((time.monotonic() - self.origin) / frame_s))
         self._anchor = time.monotonic()
         try:
             while True:
-                due = self.origin + k * FRAME_S - self.lead_frames * FRAME_S
+                due = self.origin + (k - self.lead_frames) * frame_s
                 if (wait := due - time.monotonic()) > 0:
                     await anyio.sleep(wait)
-                self._frame(source, k * FRAME_SAMPLES)
+                else:  # behind: still let the other calls run between frames
+                    await anyio.lowlevel.checkpoint()
+                self._frame(source, k * frame_samples)
                 k += 1
-                await anyio.lowlevel.checkpoint()
         finally:
             if self._source is not None:
                 self._source.watch_segment_ends(None)
@@ -126,8 +133,8 @@ class PhoneSpeaker:
         self._ends.append((segment, end_position))
 
     def _frame(self, source: ports.AudioSource, position: int) -> None:
-        """One 20 ms frame: the audio read, a mark where each segment ended, silence after."""
-        pcm = source.read(FRAME_SAMPLES, position)
+        """One frame: the audio read, a mark where each segment ended, silence after."""
+        pcm = source.read(self.frame_samples, position)
         got = audio.pcm_samples(pcm)
         ends, self._ends = self._ends, []
         offset = 0
@@ -137,7 +144,7 @@ class PhoneSpeaker:
             self._mark(str(segment.id))
             offset = cut
         playing = self._source.playing if self._source is not None else None
-        self._media(pcm[2 * offset :], playing, pad=FRAME_SAMPLES - got)
+        self._media(pcm[2 * offset :], playing, pad=self.frame_samples - got)
 
     def _media(self, pcm: bytes, segment: SpokenSegment | None, *, pad: int = 0) -> None:
         samples = audio.pcm_samples(pcm)
@@ -147,7 +154,11 @@ class PhoneSpeaker:
             self._line.append((segment, samples))
         if pad:
             self._line.append((None, pad))
-        for message in self.serializer.media(pcm + bytes(2 * pad)):
+        if samples:
+            messages = self.serializer.media(pcm + bytes(2 * pad) if pad else pcm)
+        else:  # silence: the same message every time
+            messages = self.serializer.silence(pad)
+        for message in messages:
             self._send(message)
         self.frames_sent += 1
 
@@ -209,7 +220,7 @@ class PhoneSpeaker:
             self._send(message)
         self._anchor = time.monotonic()
         # Twilio's buffer is empty now: refill the lead with silence so jitter cannot starve it.
-        self._media(b"", None, pad=self.lead_frames * FRAME_SAMPLES)
+        self._media(b"", None, pad=self.lead_frames * self.frame_samples)
         self._check_played()
 
     async def wait_played(self) -> None:
@@ -244,6 +255,7 @@ class PhoneTransport:
         dtmf_pause_s: float = 2.0,
         on_dtmf: Callable[[str], None] | None = None,
         lead_ms: float = 60.0,
+        frame_ms: int = FRAME_MS,
         goodbye_timeout_s: float = 10.0,
     ) -> None:
         self.start = start
@@ -251,7 +263,7 @@ class PhoneTransport:
         self._inbox, self._incoming = anyio.create_memory_object_stream[bytes | str](math.inf)
         origin = time.monotonic() if origin is None else origin
         self.speaker = PhoneSpeaker(start.stream_sid, self._send, origin=origin, lead_ms=lead_ms,
-                                    serializer=serializer)  # fmt: skip
+                                    frame_ms=frame_ms, serializer=serializer)  # fmt: skip
         # The caller's audio arrives at the start's rate; the session hears the line's.
         self._resampler = (
             audio.Resampler(start.sample_rate, twilio.SAMPLE_RATE)

@@ -158,6 +158,8 @@ class PulseStream:
     async def send_audio(self, audio: bytes) -> None:
         self._check()
         self._pending += audio
+        if len(self._pending) < self._frame_bytes:
+            return  # not a whole frame yet (most calls on a phone line): no lock to take
         async with self._lock:
             while len(self._pending) >= self._frame_bytes:
                 frame = bytes(self._pending[: self._frame_bytes])

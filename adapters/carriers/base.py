@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 from voiceagent.adapters.carriers.frames import Frame, FrameError, Start, encode
 
 Message = str  # every carrier here takes JSON text frames
+_SLOT = "<<payload>>"  # where the base64 goes in a media message's template (no base64 char)
 
 
 class Serializer:
@@ -23,11 +24,16 @@ class Serializer:
 
     name: ClassVar[str] = ""
     sample_rate: ClassVar[int] = 8000
+    chunked: ClassVar[bool] = False  # ``media`` keeps audio between calls (Exotel's chunks)
 
     def __init__(self) -> None:
         self.start: Start | None = None
         self.stream_id = ""  # the start's, once parsed: what we send carries it
         self.codec = "PCMU"  # outbound; a carrier may follow what its start announces
+        # A call sends 50 media messages a second: each is a template filled with its base64,
+        # and a frame of silence is built once (bench/phone_load.py, the profile's top items).
+        self._template: tuple[tuple[str, str], str, str] | None = None
+        self._silence: tuple[tuple[str, str, int], list[Message]] | None = None
 
     @classmethod
     def detect(cls, data: dict[str, Any]) -> bool:
@@ -50,7 +56,32 @@ class Serializer:
         return []
 
     def media(self, pcm: bytes) -> list[Message]:
+        """Messages carrying ``pcm`` (PCM16 at ``sample_rate``) to the caller."""
+        return [self.media_message(self.payload(pcm))]
+
+    def media_body(self, payload: str) -> dict[str, Any]:
+        """The outbound media message around ``payload`` (base64 of audio in ``codec``)."""
         raise NotImplementedError
+
+    def media_message(self, payload: str) -> Message:
+        """``media_body(payload)`` as JSON, the same bytes as ``dumps`` gives, built faster."""
+        key = (self.stream_id, self.codec)
+        if self._template is None or self._template[0] != key:
+            text = dumps(self.media_body(_SLOT))
+            head, _, tail = text.partition(_SLOT)
+            if _SLOT in tail:  # an id that contains the slot itself: build every time
+                return dumps(self.media_body(payload))
+            self._template = (key, head, tail)
+        return self._template[1] + payload + self._template[2]
+
+    def silence(self, samples: int) -> list[Message]:
+        """``media`` of ``samples`` of silence: built once per size, unless chunked."""
+        if self.chunked:
+            return self.media(bytes(2 * samples))
+        key = (self.stream_id, self.codec, samples)
+        if self._silence is None or self._silence[0] != key:
+            self._silence = (key, self.media(bytes(2 * samples)))
+        return self._silence[1]
 
     def mark(self, name: str) -> list[Message]:
         raise NotImplementedError

@@ -31,6 +31,7 @@ CHUNK_BYTES = 320  # 20 ms of 8 kHz PCM16: every outbound payload is a multiple 
 
 class ExotelSerializer(Serializer):
     name = "exotel"
+    chunked = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -98,6 +99,8 @@ class ExotelSerializer(Serializer):
         self._rest = b""  # not yet sent: it goes with the rest of what is cleared
         return [dumps({"event": "clear", "stream_sid": self.stream_id})]
 
+    def media_body(self, payload: str) -> dict[str, Any]:
+        return {"event": "media", "stream_sid": self.stream_id, "media": {"payload": payload}}
+
     def _media(self, pcm: bytes) -> Message:
-        body = {"payload": self.payload(pcm)}
-        return dumps({"event": "media", "stream_sid": self.stream_id, "media": body})
+        return self.media_message(self.payload(pcm))

@@ -87,10 +87,10 @@ class PlivoSerializer(Serializer):
             codec=self.codec,
         )
 
-    def media(self, pcm: bytes) -> list[Message]:
+    def media_body(self, payload: str) -> dict[str, Any]:
         body = {"contentType": CONTENT_TYPES[self.codec], "sampleRate": self.sample_rate,
-                "payload": self.payload(pcm)}  # fmt: skip
-        return [dumps({"event": "playAudio", "media": body})]
+                "payload": payload}  # fmt: skip
+        return {"event": "playAudio", "media": body}
 
     def mark(self, name: str) -> list[Message]:
         return [dumps({"event": "checkpoint", "streamId": self.stream_id, "name": name})]

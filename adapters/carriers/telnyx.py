@@ -138,8 +138,8 @@ class TelnyxSerializer(Serializer):
     def finish(self) -> list[Frame]:
         return list(self.reorder.drain())
 
-    def media(self, pcm: bytes) -> list[Message]:
-        return [dumps({"event": "media", "media": {"payload": self.payload(pcm)}})]
+    def media_body(self, payload: str) -> dict[str, Any]:
+        return {"event": "media", "media": {"payload": payload}}
 
     def mark(self, name: str) -> list[Message]:
         return [dumps({"event": "mark", "mark": {"name": name}})]

@@ -18,7 +18,6 @@ from voiceagent.adapters.carriers.frames import (
     Start,
     Stop,
     UnknownEvent,
-    encode,
 )
 
 SAMPLE_RATE = 8000
@@ -40,8 +39,8 @@ class TwilioSerializer(Serializer):
     def frames(self, data: dict[str, Any]) -> list[Frame]:
         return [parse_data(data)]
 
-    def media(self, pcm: bytes) -> list[Message]:
-        return [media(self.stream_id, encode(pcm, "PCMU"))]
+    def media_body(self, payload: str) -> dict[str, Any]:
+        return _media_body(self.stream_id, payload)
 
     def mark(self, name: str) -> list[Message]:
         return [mark(self.stream_id, name)]
@@ -95,8 +94,11 @@ def _start(data: dict[str, Any]) -> Start:
 
 def media(stream_sid: str, ulaw: bytes) -> str:
     """Audio to the caller: raw μ-law at 8 kHz, base64."""
-    payload = base64.b64encode(ulaw).decode("ascii")
-    return dumps({"event": "media", "streamSid": stream_sid, "media": {"payload": payload}})
+    return dumps(_media_body(stream_sid, base64.b64encode(ulaw).decode("ascii")))
+
+
+def _media_body(stream_sid: str, payload: str) -> dict[str, Any]:
+    return {"event": "media", "streamSid": stream_sid, "media": {"payload": payload}}
 
 
 def mark(stream_sid: str, name: str) -> str:
