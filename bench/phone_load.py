@@ -4,8 +4,9 @@
 Everything else runs on core 1 (``taskset -c 1``): the Electron fake (``--concurrency N``, so
 the plan limit is not what is measured), the Lightning fake (synthetic voice, no account
 limit) and the Pulse fake (``--transcribe table``: it knows the callers' utterances); the bot
-hears speech with webrtcvad (no neural VAD, no whisper). The callers (``TwilioCaller`` at
-``speed=1``, real time) run in worker processes on core 1 as well. Baseline in the same run:
+hears speech with webrtcvad (no neural VAD, no whisper). The callers (``load_caller.py``: Twilio
+Media Streams in real time, lean enough that core 1 can drive 200 calls and the fakes) run in
+worker processes on core 1 as well. Baseline in the same run:
 ``bench/echo_bot.py`` (each inbound frame answered by one outbound frame) on core 0 with the
 same callers, audio only.
 
@@ -23,7 +24,6 @@ Run: ``.venv/bin/python bench/phone_load.py [--n 1,50,200,400] [--turns 3] [--qu
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import math
 import os
@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from load_caller import LoadCaller, first_audio_ms, ulaw_frames
 
 from voiceagent import audio
 
@@ -53,8 +54,6 @@ BOT_CORE, OTHER_CORE = "0", "1"
 RATE = 8000
 UTTERANCES = ("what is the weather in paris", "what is the weather in london")
 CALLS_PER_WORKER = 100
-SILENT_ULAW = 0xFF  # μ-law of sample 0: the bot's padding between segments
-UNDERRUN_TOL_S = 0.001
 LAG_ENV = "VOICEAGENT_LOOP_LAG_FILE"
 
 
@@ -245,95 +244,45 @@ class CallResult:
     clears: int = 0
 
 
-def analyse(caller: Any, speech_ends: list[float], result: CallResult) -> None:
-    """Latency and late frames from the caller's record (arrival and playback times)."""
-    played_at: list[float | None] = caller.media_played_at
-    media_i = -1
-    play_end: float | None = None
-    previous_voiced = False
-    audio_at: list[tuple[float, float]] = []  # (arrival, played) of voiced frames
-    for r in caller.received:
-        event = (r.message or {}).get("event")
-        if event == "clear":
-            play_end, previous_voiced = r.t, False
-            result.clears += 1
-        elif event == "mark":
-            previous_voiced = False
-        elif event == "media":
-            media_i += 1
-            payload = r.message["media"].get("payload", "")
-            ulaw = base64.b64decode(payload)
-            if not ulaw:
-                continue
-            voiced = ulaw.count(SILENT_ULAW) < len(ulaw)
-            if play_end is not None and r.t > play_end + UNDERRUN_TOL_S:
-                result.underruns += 1
-                if previous_voiced and voiced:
-                    result.late += 1
-            play_end = max(play_end if play_end is not None else r.t, r.t) + len(ulaw) / RATE
-            previous_voiced = voiced
-            when = played_at[media_i] if media_i < len(played_at) else None
-            if voiced and when is not None:
-                audio_at.append((r.t, when))
-    result.media = media_i + 1
-    for end in speech_ends:
-        first = next((played for arrived, played in audio_at if arrived >= end), None)
-        if first is not None:
-            result.latencies_ms.append(round((first - end) * 1000, 1))
-
-
-def played_marks(caller: Any) -> int:
-    return sum(1 for _, outcome, _ in caller.marks if outcome == "played")
-
-
-async def ours_call(url: str, utterances: list[bytes], turns: int, barge: bool) -> CallResult:
+async def ours_call(url: str, utterances: list[list[str]], turns: int, barge: bool) -> CallResult:
     """Greeting, then ``turns`` questions each answered (filler, tool, answer) before the
     next; with ``barge`` every other question is cut into by the next one while the bot talks."""
-    from voiceagent.testing.twilio import TwilioCaller
-
     result = CallResult()
     ends: list[float] = []
-    caller = TwilioCaller(url, speed=1.0)
+    caller = LoadCaller(url)
+    heard = caller.heard
 
-    def say(i: int) -> None:
-        pcm = utterances[i % len(utterances)]
-        start = math.ceil(caller.now() / 0.02) * 0.02
-        caller.say(pcm, sample_rate=RATE)
-        ends.append(start + audio.pcm_samples(pcm) / RATE)
-
-    def voiced_after(t: float) -> bool:
-        return any(
-            r.t >= t and (r.message or {}).get("event") == "media"
-            and _voiced((r.message or {})["media"].get("payload", ""))
-            for r in reversed(caller.received[-10:])
-        )  # fmt: skip
+    def answered(before: int) -> bool:  # the filler's mark and the answer's, all played
+        return heard.marks_played >= before + 2 and not caller.pending_marks
 
     try:
         async with caller:
             with anyio.fail_after(30):
-                await caller.wait_for(lambda: played_marks(caller) >= 1)  # the greeting
+                await caller.wait_for(lambda: heard.marks_played >= 1)  # the greeting
             turn = 0
             while turn < turns:
-                before = played_marks(caller)
-                say(turn)
+                before = heard.marks_played
+                ends.append(caller.say(utterances[turn % len(utterances)]))
                 if barge and turn % 2 == 0 and turn + 1 < turns:
                     with anyio.fail_after(30):
-                        await caller.wait_for(lambda e=ends[-1]: voiced_after(e))
+                        await caller.wait_for(
+                            lambda e=ends[-1]: bool(heard.voiced_at) and heard.voiced_at[-1] >= e
+                        )
                     await anyio.sleep(0.5)  # into the filler: cut it
                     turn += 1
-                    before = played_marks(caller)
-                    say(turn)
+                    before = heard.marks_played
+                    ends.append(caller.say(utterances[turn % len(utterances)]))
                 with anyio.fail_after(30):
-                    await caller.wait_for(
-                        lambda b=before: played_marks(caller) >= b + 2 and not caller.pending_marks
-                    )
+                    await caller.wait_for(lambda b=before: answered(b))
                 await anyio.sleep(0.3)
                 turn += 1
             result.duration_s = caller.now()
     except Exception as error:  # a failed call is counted, the run goes on
         result.ok, result.error = False, describe(error)
         result.duration_s = caller.now()
-    analyse(caller, ends, result)
+    result.latencies_ms = first_audio_ms(heard, ends)
+    result.media, result.late, result.underruns = heard.media, heard.late, heard.underruns
+    result.clears = heard.clears
     return result
 
 
@@ -348,32 +297,27 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}{at}"
 
 
-def _voiced(payload: str) -> bool:
-    ulaw = base64.b64decode(payload)
-    return bool(ulaw) and ulaw.count(SILENT_ULAW) < len(ulaw)
-
-
-async def echo_call(url: str, utterances: list[bytes], call_s: float) -> CallResult:
+async def echo_call(url: str, utterances: list[list[str]], call_s: float) -> CallResult:
     """Audio only: an utterance every 5 s for ``call_s``, then hang up."""
-    from voiceagent.testing.twilio import TwilioCaller
-
     result = CallResult()
-    caller = TwilioCaller(url, speed=1.0)
+    caller = LoadCaller(url)
     try:
         async with caller:
             for i in range(max(1, int(call_s // 5))):
-                caller.say(utterances[i % len(utterances)], at=1.0 + 5 * i, sample_rate=RATE)
-            await anyio.sleep(call_s)
+                await anyio.sleep(max(0.0, 1.0 + 5 * i - caller.now()))
+                caller.say(utterances[i % len(utterances)])
+            await anyio.sleep(max(0.0, call_s - caller.now()))
             result.duration_s = caller.now()
     except Exception as error:
         result.ok, result.error = False, describe(error)
         result.duration_s = caller.now()
-    result.media = len(caller.received_events("media"))
+    result.media = caller.heard.media
     return result
 
 
 async def worker(args: argparse.Namespace) -> None:
-    utterances = [audio.parse_wav(await anyio.Path(w).read_bytes())[0] for w in args.wav]
+    pcms = [audio.parse_wav(await anyio.Path(w).read_bytes())[0] for w in args.wav]
+    utterances = [ulaw_frames(pcm) for pcm in pcms]
     results: list[CallResult] = []
     lags: list[float] = []
     deadline = time.monotonic() + args.slot_s
@@ -446,6 +390,20 @@ def pct(values: Sequence[float], q: float) -> float:
         return math.nan
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, math.floor(q / 100 * len(ordered)))]
+
+
+def settled_tasks(lag_file: Path, idle: int, timeout_s: float = 30.0) -> int:
+    """The bot's task count once it is back to ``idle`` (or after ``timeout_s``): calls the
+    callers hung up on end within the bot's own timeouts, not at once."""
+    deadline = time.monotonic() + timeout_s
+    tasks = -1
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        lines = lag_lines(lag_file)
+        tasks = lines[-1]["tasks"] if lines else -1
+        if tasks == idle:
+            break
+    return tasks
 
 
 def lag_lines(path: Path) -> list[dict[str, Any]]:
@@ -543,9 +501,7 @@ def measure(
         t1, row.cpu_s = time.monotonic(), cpu_seconds(bot.pid) - cpu0
         row.peak_rss_mb = status_kb(bot.pid, "VmHWM") / 1024
         if f is not None:  # every call over: the loop back to its idle task count?
-            time.sleep(3.0)
-            lines = lag_lines(lag_file)
-            row.tasks_after = lines[-1]["tasks"] if lines else -1
+            row.tasks_after = settled_tasks(lag_file, row.tasks_idle)
         lags = [x for line in lag_lines(lag_file) if t0 <= line["t"] <= t1 for x in line["lag_ms"]]
         row.lag_p50, row.lag_p99, row.lag_max = pct(lags, 50), pct(lags, 99), max(lags or [0.0])
     log = bot.stderr.read_text()
