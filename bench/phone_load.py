@@ -148,6 +148,7 @@ class Fakes:
     llm_url: str
     tts_url: str
     stt_url: str
+    pids: tuple[int, ...] = ()
 
 
 @contextmanager
@@ -210,13 +211,16 @@ def fakes(folder: Path, table: Path, concurrency: int) -> Iterator[Fakes]:
                         "table",
                         "--table",
                         str(table),
+                        "--partial-every-ms",  # partials are a lookup each: the bot needs
+                        "60000",  # only finals, and core 1 has 200 callers to drive
                         "--quiet",
                     ],
                 ),
                 folder,
             )
         )
-        yield Fakes(llm.first_line(), tts.first_line(), stt.first_line())
+        yield Fakes(llm.first_line(), tts.first_line(), stt.first_line(),
+                    (llm.pid, tts.pid, stt.pid))  # fmt: skip
 
 
 def bot_argv(f: Fakes) -> list[str]:
@@ -345,7 +349,8 @@ async def worker(args: argparse.Namespace) -> None:
             for i in range(args.calls):
                 calls.start_soon(slot, i)
         tg.cancel_scope.cancel()
-    out = {"calls": [asdict(r) for r in results], "lag_ms": [round(x, 2) for x in lags]}
+    out = {"calls": [asdict(r) for r in results], "lag_ms": [round(x, 2) for x in lags],
+           "cpu_s": time.process_time()}  # fmt: skip
     await anyio.Path(args.out).write_text(json.dumps(out))
 
 
@@ -371,6 +376,8 @@ class Row:
     underruns: int = 0
     media: int = 0
     caller_lag_p99: float = math.nan
+    other_cpu_s: float = 0.0  # the callers' and the fakes' CPU seconds (core 1)
+    wall_s: float = 0.0
     errors: list[str] = field(default_factory=list)
     tasks_idle: int = 0
     tasks_after: int = -1
@@ -379,6 +386,14 @@ class Row:
     @property
     def cpu_per_call_min(self) -> float:
         return self.cpu_s / self.call_min if self.call_min else math.nan
+
+    @property
+    def core0_pct(self) -> float:  # the bot's share of its core
+        return 100 * self.cpu_s / self.wall_s if self.wall_s else math.nan
+
+    @property
+    def core1_pct(self) -> float:  # the callers' and fakes' share of theirs
+        return 100 * self.other_cpu_s / self.wall_s if self.wall_s else math.nan
 
     @property
     def rss_per_call_mb(self) -> float:
@@ -454,6 +469,7 @@ def run_callers(
             continue
         data = json.loads(out.read_text())
         caller_lags += data["lag_ms"]
+        row.other_cpu_s += data["cpu_s"]
         for call in data["calls"]:
             row.calls += 1
             row.failed += 0 if call["ok"] else 1
@@ -486,6 +502,7 @@ def measure(
         row.idle_rss_mb = status_kb(bot.pid, "VmRSS") / 1024
         row.tasks_idle = lag_lines(lag_file)[-1]["tasks"] if lag_lines(lag_file) else 0
         cpu0, t0 = cpu_seconds(bot.pid), time.monotonic()
+        fakes0 = sum(cpu_seconds(pid) for pid in f.pids) if f is not None else 0.0
         with ExitStack() as stack:
             if profile_out is not None:
                 spy = [shutil.which("py-spy") or str(Path(PYTHON).with_name("py-spy")), "record",
@@ -499,6 +516,8 @@ def measure(
                 profiler.popen.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT only
                 profiler.popen.wait(30)
         t1, row.cpu_s = time.monotonic(), cpu_seconds(bot.pid) - cpu0
+        row.wall_s = t1 - t0
+        row.other_cpu_s += sum(cpu_seconds(pid) for pid in f.pids) - fakes0 if f else 0.0
         row.peak_rss_mb = status_kb(bot.pid, "VmHWM") / 1024
         if f is not None:  # every call over: the loop back to its idle task count?
             row.tasks_after = settled_tasks(lag_file, row.tasks_idle)
@@ -519,7 +538,8 @@ def measure(
 HEADER = (
     f"{'N':>4} {'bot':<5} {'calls':>5} {'fail':>4} {'call-min':>8} {'CPU s/call-min':>14} "
     f"{'peak RSS MB':>11} {'MB/call':>7} {'lag p50':>7} {'lag p99':>7} {'lag max':>7} "
-    f"{'1st audio p50':>13} {'p99':>6} {'late':>5} {'underrun':>8} {'caller lag p99':>14}"
+    f"{'1st audio p50':>13} {'p99':>6} {'late':>5} {'underrun':>8} {'caller lag p99':>14} "
+    f"{'core0 %':>7} {'core1 %':>7}"
 )
 
 
@@ -536,7 +556,8 @@ def fmt(row: Row) -> str:
         f"{num(row.lat_p50, '.0f') if ours else '-':>13} "
         f"{num(row.lat_p99, '.0f') if ours else '-':>6} "
         f"{row.late if ours else '-':>5} {row.underruns if ours else '-':>8} "
-        f"{num(row.caller_lag_p99, '.1f'):>14}"
+        f"{num(row.caller_lag_p99, '.1f'):>14} {num(row.core0_pct, '.0f'):>7} "
+        f"{num(row.core1_pct, '.0f'):>7}"
     )  # fmt: skip
 
 
@@ -603,7 +624,9 @@ def orchestrate(args: argparse.Namespace) -> int:
         print("phone load: one bot process on core 0; fakes and callers on core 1")
         print(
             "CPU s/call-min = bot CPU seconds per minute of call; lag = oversleep of a 10 ms "
-            "ticker (ms); 1st audio = end of caller speech -> first bot audio heard (ms)"
+            "ticker (ms); 1st audio = end of caller speech -> first bot audio heard (ms); "
+            "core0 % = the bot's CPU over the run's wall time; core1 % = the callers' and the "
+            "fakes' (near 100: the caller side, not the bot, limits the figures)"
         )
         print(HEADER)
         for row in rows:

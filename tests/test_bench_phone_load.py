@@ -21,3 +21,20 @@ def test_quick_run_prints_the_table() -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert "CPU s/call-min" in done.stdout
     assert "ours" in done.stdout and "echo" in done.stdout
+
+
+SOAK = BENCH.with_name("phone_soak.py")
+
+
+@pytest.mark.skipif(shutil.which("taskset") is None, reason="needs taskset (util-linux)")
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng (the callers)")
+def test_short_soak_ends_every_task_and_logs_no_error() -> None:
+    done = subprocess.run(
+        [sys.executable, str(SOAK), "--n", "3", "--minutes", "0.4", "--turns", "2",
+         "--warmup-s", "8"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    out = done.stdout
+    assert "memory flat after the warm-up" in out, done.stderr[-2000:]
+    assert "PASS  no task left after the calls" in out, out
+    assert "PASS  no error in the logs, no failed call" in out, out
