@@ -238,11 +238,13 @@ class PhoneSpeaker:
 class PhoneTransport:
     """``ports.Transport`` for one Twilio call, fed by the server with each parsed frame.
 
-    ``incoming()`` yields the caller's audio as PCM16 at 8 kHz and, with ``dtmf_text``, the
-    keys pressed as a line of text (after ``#`` or ``dtmf_pause_s`` without a key); it ends
-    when the caller hangs up (``stop`` or the socket closing). ``on_dtmf`` hears every key
-    at once. ``outgoing()`` is what the server writes to the socket; it ends at ``aclose()``,
-    which first waits (up to ``goodbye_timeout_s``) until Twilio has played every mark.
+    ``incoming()`` yields the caller's audio as PCM16 at 8 kHz in pieces of ``input_ms`` (40:
+    two of the carrier's 20 ms frames, half the wake-ups of the listening side per call) and,
+    with ``dtmf_text``, the keys pressed as a line of text (after ``#`` or ``dtmf_pause_s``
+    without a key); it ends when the caller hangs up (``stop`` or the socket closing).
+    ``on_dtmf`` hears every key at once. ``outgoing()`` is what the server writes to the
+    socket; it ends at ``aclose()``, which first waits (up to ``goodbye_timeout_s``) until
+    Twilio has played every mark.
     """
 
     def __init__(
@@ -256,9 +258,12 @@ class PhoneTransport:
         on_dtmf: Callable[[str], None] | None = None,
         lead_ms: float = 60.0,
         frame_ms: int = FRAME_MS,
+        input_ms: int = 40,
         goodbye_timeout_s: float = 10.0,
     ) -> None:
         self.start = start
+        self._piece_bytes = 2 * twilio.SAMPLE_RATE * input_ms // 1000
+        self._heard = bytearray()  # caller audio short of a piece
         self._outbox, self._outgoing = anyio.create_memory_object_stream[str](math.inf)
         self._inbox, self._incoming = anyio.create_memory_object_stream[bytes | str](math.inf)
         origin = time.monotonic() if origin is None else origin
@@ -305,7 +310,9 @@ class PhoneTransport:
         if isinstance(frame, twilio.Media):
             if frame.track in ("inbound", "inbound_track") and frame.payload:
                 pcm = frame.pcm()
-                self._put(pcm if self._resampler is None else self._resampler.process(pcm))
+                self._heard += pcm if self._resampler is None else self._resampler.process(pcm)
+                if len(self._heard) >= self._piece_bytes:
+                    self._flush_audio()
         elif isinstance(frame, twilio.Mark):
             self.speaker.confirm(frame.name)
         elif isinstance(frame, twilio.Dtmf):
@@ -325,7 +332,13 @@ class PhoneTransport:
             self._keyed.append(digit)
             self._keyed_at = time.monotonic()
 
+    def _flush_audio(self) -> None:
+        if self._heard:
+            self._put(bytes(self._heard))
+            self._heard.clear()
+
     def _flush_keys(self) -> None:
+        self._flush_audio()  # what was said before the keys comes first
         if self._keyed:
             self._put(f"(keypad) {' '.join(self._keyed)}")
             self._keyed = []
@@ -338,6 +351,7 @@ class PhoneTransport:
 
     def hang_up(self) -> None:
         """The caller is gone: ``incoming()`` ends, and nothing more is sent."""
+        self._flush_audio()
         self.hung_up = True
         self._inbox.close()
         self._outbox.close()
