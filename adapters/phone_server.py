@@ -258,12 +258,11 @@ class PhoneServer:
             transport.hang_up()
 
     async def _write(self, connection: ServerConnection, transport: PhoneTransport) -> None:
-        async with transport.outgoing() as messages:
-            try:
-                async for message in messages:
-                    await connection.send(message)
-            except ConnectionClosed:
-                transport.hang_up()
+        try:
+            async for message in transport.outgoing():
+                await connection.send(message)
+        except ConnectionClosed:
+            transport.hang_up()
 
     def _parse(self, serializer: Serializer, message: str | bytes) -> list[twilio.Frame]:
         """The frames of a message; none for one we cannot use (counted, logged, skipped)."""

@@ -12,11 +12,11 @@ from typing import Any, Protocol, runtime_checkable
 
 import anyio
 import anyio.lowlevel
-from anyio.streams.memory import MemoryObjectReceiveStream
 
 from voiceagent import audio, ports
 from voiceagent.adapters import twilio
 from voiceagent.adapters.carriers import Serializer, TwilioSerializer
+from voiceagent.adapters.mailbox import Mailbox
 
 logger = logging.getLogger(__name__)
 
@@ -264,8 +264,8 @@ class PhoneTransport:
         self.start = start
         self._piece_bytes = 2 * twilio.SAMPLE_RATE * input_ms // 1000
         self._heard = bytearray()  # caller audio short of a piece
-        self._outbox, self._outgoing = anyio.create_memory_object_stream[str](math.inf)
-        self._inbox, self._incoming = anyio.create_memory_object_stream[bytes | str](math.inf)
+        self._outbox = Mailbox[str]()
+        self._inbox = Mailbox[bytes | str]()
         origin = time.monotonic() if origin is None else origin
         self.speaker = PhoneSpeaker(start.stream_sid, self._send, origin=origin, lead_ms=lead_ms,
                                     frame_ms=frame_ms, serializer=serializer)  # fmt: skip
@@ -344,10 +344,8 @@ class PhoneTransport:
             self._keyed = []
 
     def _put(self, item: bytes | str) -> None:
-        try:
-            self._inbox.send_nowait(item)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-            pass  # the session stopped listening (it is ending): the caller's words go nowhere
+        # False once the session stopped listening (it is ending): the words go nowhere
+        self._inbox.put(item)
 
     def hang_up(self) -> None:
         """The caller is gone: ``incoming()`` ends, and nothing more is sent."""
@@ -357,7 +355,7 @@ class PhoneTransport:
         self._outbox.close()
 
     async def incoming(self) -> AsyncGenerator[bytes | str, None]:
-        async with self._incoming:
+        try:
             while True:
                 wait = math.inf
                 if self._keyed:
@@ -365,7 +363,7 @@ class PhoneTransport:
                 item: bytes | str | None = None
                 if wait == math.inf:  # no keys pending: no timeout scope per 20 ms frame
                     try:  # (a cancel scope per frame was a top item in bench/phone_load.py)
-                        item = await self._incoming.receive()
+                        item = await self._inbox.get()
                     except anyio.EndOfStream:
                         return
                     yield item
@@ -373,24 +371,24 @@ class PhoneTransport:
                 # never yield inside a cancel scope: the consumer's code would run in it
                 with anyio.move_on_after(max(0.0, wait)):
                     try:
-                        item = await self._incoming.receive()
+                        item = await self._inbox.get()
                     except anyio.EndOfStream:
                         return
                 if item is None:
                     self._flush_keys()  # the caller paused after pressing keys
                 else:
                     yield item
+        finally:
+            self._inbox.close()  # nobody listens any more: keep nothing
 
-    def outgoing(self) -> MemoryObjectReceiveStream[str]:
-        """Text frames for the socket, in order; ends when the call is over."""
-        return self._outgoing
+    def outgoing(self) -> Mailbox[str]:
+        """Text frames for the socket, in order (``async for``); ends when the call is over."""
+        return self._outbox
 
     def _send(self, message: str) -> None:
         if self.hung_up:
             return  # the line is gone: what the agent still says goes nowhere
-        try:
-            self._outbox.send_nowait(message)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+        if not self._outbox.put(message):
             self.hung_up = True
 
     async def aclose(self) -> None:
