@@ -11,11 +11,11 @@ from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import anyio
-import anyio.lowlevel
 
 from voiceagent import audio, ports
 from voiceagent.adapters import twilio
 from voiceagent.adapters.carriers import Serializer, TwilioSerializer
+from voiceagent.adapters.line_clock import LineClock
 from voiceagent.adapters.mailbox import Mailbox
 
 logger = logging.getLogger(__name__)
@@ -58,12 +58,12 @@ class PhoneSpeaker:
     """``ports.AudioSink`` for one Twilio stream; ``send`` queues a text frame for the socket.
 
     Frame k (``frame_ms`` of output from sample ``k·frame_samples``) is sent ``lead_ms``
-    before it is due on the session clock (``origin`` = the ``start`` message), silence
-    included, so Twilio always holds a little audio against network jitter and its marks
-    come back when a segment really ends. ``interrupt()`` (barge-in) sends ``clear`` and
-    corrects each segment's ``played``. Frames of 40 ms, not 20: half the messages, sockets
-    writes and wake-ups per call (bench/phone_load.py), 10 ms more to the first audio on
-    average; carriers take any whole number of samples per message.
+    (up to one line-clock tick more) before it is due on the session clock (``origin`` = the
+    ``start`` message), silence included, so Twilio always holds a little audio against
+    network jitter and its marks come back when a segment really ends. ``interrupt()``
+    (barge-in) sends ``clear`` and corrects each segment's ``played``. Frames of 40 ms, not
+    20: half the messages, socket writes and wake-ups per call (bench/phone_load.py), 10 ms
+    more to the first audio on average; carriers take any whole number of samples.
     """
 
     def __init__(
@@ -95,6 +95,8 @@ class PhoneSpeaker:
         self._clearing: set[str] = set()  # marks a clear will echo
         self._ends: list[tuple[SpokenSegment, int]] = []  # segments ended in the current read
         self._source: SegmentedSource | None = None
+        self._playing: ports.AudioSource | None = None  # what play() is sending
+        self._k = 0  # the next frame's index on the session clock
         self._played: anyio.Event | None = None  # set when no mark is outstanding
 
     @property
@@ -113,21 +115,23 @@ class PhoneSpeaker:
         if isinstance(source, SegmentedSource):
             self._source = source
             source.watch_segment_ends(self._segment_ended)
-        frame_s, frame_samples = self.frame_s, self.frame_samples
-        k = max(0, math.floor((time.monotonic() - self.origin) / frame_s))
+        self._k = max(0, math.floor((time.monotonic() - self.origin) / self.frame_s))
         self._anchor = time.monotonic()
-        try:
-            while True:
-                due = self.origin + (k - self.lead_frames) * frame_s
-                if (wait := due - time.monotonic()) > 0:
-                    await anyio.sleep(wait)
-                else:  # behind: still let the other calls run between frames
-                    await anyio.lowlevel.checkpoint()
-                self._frame(source, k * frame_samples)
-                k += 1
+        self._playing = source
+        try:  # every line's frames move on from one task (adapters/line_clock.py)
+            await LineClock.of_running_loop().run(self)
         finally:
+            self._playing = None
             if self._source is not None:
                 self._source.watch_segment_ends(None)
+
+    def frames_due(self, horizon: float) -> None:
+        """Every frame due to leave before ``horizon`` (the line clock's tick)."""
+        if self._playing is None:
+            return
+        while self.origin + (self._k - self.lead_frames) * self.frame_s < horizon:
+            self._frame(self._playing, self._k * self.frame_samples)
+            self._k += 1
 
     def _segment_ended(self, segment: SpokenSegment, end_position: int) -> None:
         self._ends.append((segment, end_position))
