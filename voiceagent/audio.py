@@ -278,7 +278,8 @@ def _encode(pcm16: bytes, table: npt.NDArray[np.uint8]) -> bytes:
     # the table is indexed by the sample's bits read as unsigned: one lookup, no arithmetic
     # (a phone call encodes 50 frames a second: bench/phone_load.py)
     samples = np.frombuffer(pcm16, dtype="<u2", count=len(pcm16) // SAMPLE_WIDTH)
-    return table[samples].tobytes()
+    encoded: bytes = table[samples].tobytes()
+    return encoded
 
 
 def _decode(codes: bytes, table: npt.NDArray[np.int16]) -> bytes:
