@@ -155,9 +155,9 @@ class PhoneSpeaker:
         if samples + pad == 0:
             return
         if samples:
-            self._line.append((segment, samples))
+            self._on_line(segment, samples)
         if pad:
-            self._line.append((None, pad))
+            self._on_line(None, pad)
         if samples:
             messages = self.serializer.media(pcm + bytes(2 * pad) if pad else pcm)
         else:  # silence: the same message every time
@@ -166,12 +166,22 @@ class PhoneSpeaker:
             self._send(message)
         self.frames_sent += 1
 
+    def _on_line(self, segment: SpokenSegment | None, samples: int) -> None:
+        """Samples of ``segment`` (None: silence) sent after what is on the line; a run of the
+        same one is one entry, so a long silence (no mark to pop it) takes no more memory."""
+        if self._line:
+            last = self._line[-1]
+            if not isinstance(last, str) and last[0] is segment:
+                self._line[-1] = (segment, last[1] + samples)
+                return
+        self._line.append((segment, samples))
+
     def _mark(self, name: str) -> None:
         held, pad = self.serializer.flush()  # audio the carrier's chunking held back goes first
         for message in held:
             self._send(message)
         if pad:  # the carrier plays this much silence more: keep it, and the pace, in step
-            self._line.append((None, pad))
+            self._on_line(None, pad)
             self.origin += pad / twilio.SAMPLE_RATE
         self._line.append(name)
         self.marks_sent.append(name)
