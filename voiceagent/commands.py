@@ -96,7 +96,9 @@ def first_leaf(error: BaseException) -> BaseException:
 
 
 class BriefFormatter(logging.Formatter):
-    """Tracebacks only at DEBUG; otherwise a record's exception is one line of gist."""
+    """Tracebacks only at DEBUG; otherwise a record's exception is one line of gist: the first
+    real error, not the task group around it ("unhandled errors in a TaskGroup" says nothing
+    of what failed in a call)."""
 
     def __init__(self, verbose: bool) -> None:
         super().__init__("%(levelname)s %(name)s: %(message)s")
@@ -104,7 +106,7 @@ class BriefFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         if record.exc_info and record.exc_info[1] is not None and not self.verbose:
-            error = record.exc_info[1]
+            error = first_leaf(record.exc_info[1])
             record = logging.makeLogRecord(record.__dict__)
             record.msg = f"{record.getMessage()}: {type(error).__name__}: {error}"
             record.args = None
