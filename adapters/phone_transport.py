@@ -21,7 +21,6 @@ from voiceagent.adapters.mailbox import Mailbox
 logger = logging.getLogger(__name__)
 
 FRAME_MS = 40  # outbound: a media message per 40 ms (the caller's come in 20 ms frames)
-SILENCE = b"\xff"  # μ-law of 0
 
 
 class SpokenSegment(Protocol):
