@@ -8,13 +8,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import secrets
 import time
 from collections.abc import AsyncIterable, AsyncIterator
 
 import anyio
-from anyio.streams.memory import MemoryObjectSendStream
+import anyio.lowlevel
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
@@ -42,6 +41,7 @@ from voiceagent.adapters.lightning_wire import (
     LightningOptions,
     account_limiter,
 )
+from voiceagent.adapters.mailbox import Mailbox
 
 logger = logging.getLogger(__name__)
 
@@ -84,8 +84,8 @@ class LightningTTS:
         self._ws: ClientConnection | None = None
         self._sockets: set[ClientConnection] = set()
         self._requests: dict[str, Request] = {}
-        self._inboxes: set[MemoryObjectSendStream[Event]] = set()
-        self._connect_lock = anyio.Lock()
+        self._inboxes: set[Mailbox[Event]] = set()
+        self._connect_lock = anyio.Lock(fast_acquire=True)  # taken per message sent: no yield
         self._count = 0
         self._last_sent = time.monotonic()
         self._runner: asyncio.Task[None] | None = None
@@ -122,14 +122,14 @@ class LightningTTS:
             if limiter is not None and ticket is not None:
                 limiter.leave(ticket)
             raise
-        send, inbox = anyio.create_memory_object_stream[Event](max_buffer_size=math.inf)
-        self._inboxes.add(send)
+        inbox = Mailbox[Event]()
+        self._inboxes.add(inbox)
         stop_pump = anyio.CancelScope()
-        tg.start_soon(pump, fragments, send, stop_pump)
-        seg = SegmentState(send)
+        tg.start_soon(pump, fragments, inbox, stop_pump)
+        seg = SegmentState(inbox)
         try:
             while True:
-                event = await inbox.receive()
+                event = await inbox.get()
                 pcm = await self._handle(seg, event, ticket, limiter)
                 if pcm:
                     yield pcm
@@ -137,13 +137,12 @@ class LightningTTS:
                     return
         finally:
             stop_pump.cancel()
-            self._inboxes.discard(send)
+            self._inboxes.discard(inbox)
             self._forget(seg.request_id)
             if seg.request_id is not None and not seg.finished and seg.ws is not None:
                 self._abandon(seg.ws)  # barge-in: no cancel message exists, close the socket
             if limiter is not None and ticket is not None:
                 limiter.leave(ticket)
-            send.close()
             inbox.close()
 
     async def _handle(
@@ -169,6 +168,9 @@ class LightningTTS:
             else:
                 await self._send(seg, "", more=False)
         elif isinstance(event, (InputFailed, Closed)):
+            # a segment cancelled (barge-in) as the news came is cancelled, not failed: the
+            # inbox hands over an item without a checkpoint
+            await anyio.lowlevel.checkpoint_if_cancelled()
             raise event.error
         elif event.request_id != seg.request_id:
             return b""  # late news of an earlier attempt

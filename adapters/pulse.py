@@ -144,7 +144,9 @@ class PulseStream:
         self._speech_end: int | None = None  # stream sample of the last speech_ended
         self._closing = False
         self._last_audio = anyio.current_time()
-        self._lock = anyio.Lock()
+        # fast_acquire: a free lock is taken without a trip through the event loop (an
+        # anyio Lock yields on every acquire otherwise; ten frames a second a call)
+        self._lock = anyio.Lock(fast_acquire=True)
         self._ws: ClientConnection | None = None
         self._error: PulseError | None = None
         self._error_seen = False
