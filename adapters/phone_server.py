@@ -18,6 +18,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from voiceagent.adapters import carriers, twilio
 from voiceagent.adapters.carriers import Serializer
@@ -51,8 +52,11 @@ class PhoneServer:
     that ``run_call`` runs (a ``Session`` of the agent); the socket closes when it returns.
 
     With ``auth_token`` every upgrade must carry ``X-Twilio-Signature`` for ``public_url`` +
-    path (403 otherwise). Malformed or unknown messages are counted in ``malformed`` and
-    logged, never fatal. ``drain()`` stops accepting and lets the calls in progress end.
+    path (403 otherwise). With ``max_calls``, an upgrade beyond that many calls in progress
+    gets 503 (``Retry-After: 1``): the calls up already keep their voice, and the carrier
+    goes on to the call's next instruction (another server, a message). Malformed or unknown
+    messages are counted in ``malformed`` and logged, never fatal. ``drain()`` stops
+    accepting and lets the calls in progress end.
     """
 
     def __init__(
@@ -67,7 +71,10 @@ class PhoneServer:
         start_timeout_s: float = 10.0,
         dtmf_text: bool = False,
         carrier: str | None = None,
+        max_calls: int | None = None,
     ) -> None:
+        if max_calls is not None and max_calls < 1:
+            raise ValueError(f"max_calls must be at least 1, not {max_calls}")
         if carrier is not None and carrier not in carriers.SERIALIZERS:
             raise ValueError(f"unknown carrier {carrier!r} (one of {', '.join(carriers.CARRIERS)})")
         if auth_token and not public_url:
@@ -83,6 +90,7 @@ class PhoneServer:
         self.start_timeout_s = start_timeout_s
         self.dtmf_text = dtmf_text
         self.carrier = carrier  # what "/" speaks instead of detecting
+        self.max_calls = max_calls
         self.calls = 0  # in progress
         self.calls_served = 0
         self.malformed: Counter[str] = Counter()  # reason -> messages
@@ -90,6 +98,7 @@ class PhoneServer:
         self._server: Server | None = None
         self._connections: set[ServerConnection] = set()
         self._unsigned: set[ServerConnection] = set()  # on "/": refused if it turns out Twilio
+        self._admitted: set[ServerConnection] = set()  # upgrades let through, not yet calls
         self._idle = anyio.Event()
         self._idle.set()
 
@@ -153,6 +162,11 @@ class PhoneServer:
         if path not in CALL_PATHS:
             paths = ", ".join(CALL_PATHS)
             return self._refuse(connection, 404, f"no calls on {path}: dial one of {paths}")
+        if self.max_calls is not None and self._full():
+            logger.warning("refused a call: %d in progress (--max-calls)", self.max_calls)
+            response = self._refuse(connection, 503, f"busy: {self.max_calls} calls in progress")
+            response.headers["Retry-After"] = "1"
+            return response
         carrier = self.carrier_for(path)
         if self.auth_token is not None and carrier in ("twilio", None):
             if carrier is None and "X-Twilio-Signature" not in request.headers:
@@ -163,7 +177,15 @@ class PhoneServer:
             if not hmac.compare_digest(given.encode(), expected.encode()):
                 logger.warning("refused %s: missing or wrong X-Twilio-Signature", path)
                 return self._refuse(connection, 403, "missing or wrong X-Twilio-Signature")
+        if self.max_calls is not None:
+            self._admitted.add(connection)
         return None
+
+    def _full(self) -> bool:
+        """``max_calls`` are in progress, counting upgrades let through that are not calls
+        yet (a burst of upgrades must not all pass); a failed handshake stops counting."""
+        self._admitted = {c for c in self._admitted if c.state is not State.CLOSED}
+        return len(self._connections | self._admitted) >= (self.max_calls or 0)
 
     def _refuse(self, connection: ServerConnection, status: int, text: str) -> Response:
         self.refused[status] += 1
@@ -171,6 +193,7 @@ class PhoneServer:
 
     async def _handle(self, connection: ServerConnection) -> None:
         self._connections.add(connection)
+        self._admitted.discard(connection)
         self.calls += 1
         self._idle = anyio.Event() if self.calls == 1 else self._idle
         try:

@@ -91,3 +91,11 @@ def test_a_bad_public_url_is_refused(url: str) -> None:
     done = subprocess.run([VOICEAGENT, "phone", "--twiml", "--public-url", url],
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 2
+
+
+def test_max_calls_below_one_is_refused() -> None:
+    env = {**_env(), "PULSE_URL": "ws://127.0.0.1:9/x"}
+    done = subprocess.run([VOICEAGENT, "phone", "--port", "0", "--tts", "test", "--max-calls",
+                           "0"], env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 2
+    assert "--max-calls 0" in done.stderr and done.stdout == ""

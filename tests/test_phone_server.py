@@ -130,3 +130,56 @@ async def test_dtmf_reaches_the_agent_as_events_and_as_text() -> None:
     assert rig.transports[0].digits == ["1", "2", "#"]
     users = [m for m in rig.sessions[0].history.messages() if m["role"] == "user"]
     assert users[0]["content"] == "(keypad) 1 2"
+
+
+async def test_beyond_max_calls_an_upgrade_gets_503_and_the_calls_up_keep_going() -> None:
+    async with phone_rig(GREETER, listen=False, max_calls=2) as rig:
+        health = f"http://127.0.0.1:{rig.server.port}/health"
+        async with TwilioCaller(rig.server.url) as first, TwilioCaller(rig.server.url) as second:
+            with anyio.fail_after(SAFETY_S):
+                await first.wait_for(lambda: len(played(first)) >= 1)
+                await second.wait_for(lambda: len(played(second)) >= 1)
+            with pytest.raises(InvalidStatus) as refused:
+                async with connect(rig.server.url):
+                    pass
+            async with httpx2.AsyncClient() as client:
+                busy = await client.get(health)  # /health is not a call: still answered
+        assert refused.value.response.status_code == 503
+        assert refused.value.response.headers["Retry-After"] == "1"
+        assert busy.json() == {"status": "ok", "calls": 2}
+        assert rig.server.refused[503] == 1 and rig.server.calls_served == 2
+        with anyio.fail_after(SAFETY_S):
+            await rig.server.idle()  # both hung up: the next call is let in
+        async with TwilioCaller(rig.server.url) as third:
+            with anyio.fail_after(SAFETY_S):
+                await third.wait_for(lambda: len(played(third)) >= 1)
+    assert first.protocol_errors == second.protocol_errors == third.protocol_errors == []
+    assert rig.server.calls_served == 3
+
+
+async def test_a_burst_of_upgrades_is_held_to_max_calls() -> None:
+    # upgrades let through count before their calls start: a burst cannot all pass
+    async with phone_rig(GREETER, listen=False, max_calls=3) as rig:
+        statuses: list[int] = []
+
+        async def dial() -> None:
+            try:
+                async with connect(rig.server.url) as ws:
+                    statuses.append(101)
+                    await ws.send(_start())
+                    await anyio.sleep(0.5)
+            except InvalidStatus as error:
+                statuses.append(error.response.status_code)
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(8):
+                tg.start_soon(dial)
+    assert sorted(statuses) == [101] * 3 + [503] * 5
+
+
+def test_max_calls_below_one_is_refused() -> None:
+    async def run_call(transport: object) -> None:
+        raise AssertionError("never called")
+
+    with pytest.raises(ValueError, match="max_calls"):
+        PhoneServer(run_call, port=0, max_calls=0)

@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     phone.add_argument("--twiml", action="store_true", help="print the TwiML and exit")
     phone.add_argument("--max-call-s", type=float, default=1800.0, help="longest call (seconds)")
     phone.add_argument("--drain-s", type=float, default=300.0, help="SIGTERM: calls may finish")
+    phone.add_argument(
+        "--max-calls", type=int, help="calls at once; beyond, upgrades get 503 (default: no limit)"
+    )
     phone.add_argument("--dtmf-text", action="store_true", help="keys pressed reach the agent")
     _add_shared_options(phone)
 

@@ -99,6 +99,8 @@ def prepare(args: argparse.Namespace, env: Mapping[str, str]) -> PhoneSetup:
     if args.public_url:
         stream_url(args.public_url)  # checked now, not at the first call
     folder = Path(args.timeline) if args.timeline else None
+    if args.max_calls is not None and args.max_calls < 1:
+        raise PhoneError(f"--max-calls {args.max_calls}: at least 1 (leave it out for no limit)")
     if folder is not None and not folder.is_dir():
         raise PhoneError(f"--timeline {args.timeline}: on a phone it is a folder (a file per call)")
     components = _components(args, env, agent, need_stt=True)
@@ -148,6 +150,7 @@ async def serve(setup: PhoneSetup) -> int:
             auth_token=setup.environ.get("TWILIO_AUTH_TOKEN", "").strip() or None,
             dtmf_text=args.dtmf_text,
             carrier=getattr(args, "carrier", None),  # "/" speaks it instead of detecting
+            max_calls=getattr(args, "max_calls", None),
         )
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             await server.start()
