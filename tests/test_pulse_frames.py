@@ -24,3 +24,19 @@ async def test_uneven_chunks_become_frames_of_20_to_100_ms(frame_ms: int) -> Non
     assert recorded.frame_ms and set(recorded.frame_ms) == {float(frame_ms)}
     assert b"".join(recorded.frames).startswith(pcm + pcm)
     assert [m["type"] for m in recorded.control] == ["finalize", "close_stream"]
+
+
+@needs_espeak
+async def test_a_server_that_keeps_no_audio_still_transcribes_it() -> None:
+    # record_audio=False (the CLI's: a process runs for hours and nobody reads its records)
+    pcm = spoken(WEATHER)
+    async with table_server(record_audio=False) as server:
+        async with PulseSTT(server.url).stream() as stream:
+            await send_in_chunks(stream, pcm)
+            await stream.finalize()
+            await stream.close()
+            texts = [e.text for e in [e async for e in stream.events()] if hasattr(e, "text")]
+    recorded = server.connections[0]
+    assert recorded.frames == [] and recorded.frame_ms == []
+    assert WEATHER in " ".join(texts)
+    assert [m["type"] for m in recorded.control] == ["finalize", "close_stream"]

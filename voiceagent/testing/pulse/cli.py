@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             partial_every_ms=args.partial_every_ms,
             speed=0.0 if args.fast else args.speed,
             api_key=args.api_key,
+            record_audio=False,  # nobody can read a process's records: keeping frames only grows
         )
     except (OSError, ValueError, RuntimeError, KeyError) as error:
         print(f"{parser.prog}: {error}", file=sys.stderr)

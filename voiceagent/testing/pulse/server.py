@@ -76,8 +76,9 @@ class PulseServer(RunsInThread):
 
     ``transcribe``: ``"whisper"`` (offline extra required), ``"table"`` (``server.table``),
     or ``"auto"`` (whisper when installed, else the table). ``speed`` is seconds of processing
-    per second of audio received (0 = as fast as frames arrive). ``async with`` on asyncio,
-    or ``running_in_thread``.
+    per second of audio received (0 = as fast as frames arrive). ``record_audio=False`` keeps
+    no frame in ``connections`` (a server that runs for hours: the CLI's). ``async with`` on
+    asyncio, or ``running_in_thread``.
     """
 
     def __init__(
@@ -93,6 +94,7 @@ class PulseServer(RunsInThread):
         speed: float = 0.0,
         api_key: str | None = None,
         faults: Faults | None = None,
+        record_audio: bool = True,
     ) -> None:
         if transcribe not in ("auto", "whisper", "table"):
             raise ValueError(f"transcribe must be auto, whisper or table, not {transcribe!r}")
@@ -109,6 +111,7 @@ class PulseServer(RunsInThread):
         self.eou_timeout_ms = eou_timeout_ms
         self.partial_every_ms = partial_every_ms
         self.speed = speed
+        self.record_audio = record_audio
         self.faults = faults or Faults()
         self.connections: list[RecordedConnection] = []
         self.active = 0
@@ -278,9 +281,10 @@ class PulseServer(RunsInThread):
     async def _on_audio(
         self, record: RecordedConnection, session: StreamSession, frame: bytes
     ) -> None:
-        record.frames.append(frame)
         ms = 1000.0 * len(frame) / session.config.bytes_per_second
-        record.frame_ms.append(ms)
+        if self.record_audio:
+            record.frames.append(frame)
+            record.frame_ms.append(ms)
         await session.on_frame(frame)
         if self.speed > 0:
             await anyio.sleep(self.speed * ms / 1000.0)
