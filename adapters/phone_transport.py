@@ -15,6 +15,7 @@ import anyio
 from voiceagent import audio, ports
 from voiceagent.adapters import twilio
 from voiceagent.adapters.carriers import Serializer, TwilioSerializer
+from voiceagent.adapters.carriers.frames import decode
 from voiceagent.adapters.line_clock import LineClock
 from voiceagent.adapters.mailbox import Mailbox
 
@@ -275,8 +276,12 @@ class PhoneTransport:
         goodbye_timeout_s: float = 10.0,
     ) -> None:
         self.start = start
-        self._piece_bytes = 2 * twilio.SAMPLE_RATE * input_ms // 1000
-        self._heard = bytearray()  # caller audio short of a piece
+        # The caller's audio short of a piece, as the carrier sent it: decoded a piece at a
+        # time (one codec call per 40 ms, not per 20 ms message).
+        self._piece_samples = start.sample_rate * input_ms // 1000
+        self._heard: list[bytes] = []
+        self._heard_samples = 0
+        self._heard_codec = "PCMU"
         self._outbox = Mailbox[str]()
         self._inbox = Mailbox[bytes | str]()
         origin = time.monotonic() if origin is None else origin
@@ -322,9 +327,17 @@ class PhoneTransport:
             return
         if isinstance(frame, twilio.Media):
             if frame.track in ("inbound", "inbound_track") and frame.payload:
-                pcm = frame.pcm()
-                self._heard += pcm if self._resampler is None else self._resampler.process(pcm)
-                if len(self._heard) >= self._piece_bytes:
+                if frame.codec != self._heard_codec:
+                    self._flush_audio()
+                    self._heard_codec = frame.codec
+                payload = frame.payload
+                if frame.codec == "L16":  # two bytes a sample; a stray odd byte is dropped
+                    payload = payload[: len(payload) - len(payload) % 2]
+                    self._heard_samples += len(payload) // 2
+                else:
+                    self._heard_samples += len(payload)
+                self._heard.append(payload)
+                if self._heard_samples >= self._piece_samples:
                     self._flush_audio()
         elif isinstance(frame, twilio.Mark):
             self.speaker.confirm(frame.name)
@@ -347,8 +360,13 @@ class PhoneTransport:
 
     def _flush_audio(self) -> None:
         if self._heard:
-            self._put(bytes(self._heard))
+            pcm = decode(b"".join(self._heard), self._heard_codec)
             self._heard.clear()
+            self._heard_samples = 0
+            if self._resampler is not None:
+                pcm = self._resampler.process(pcm)
+            if pcm:
+                self._put(pcm)
 
     def _flush_keys(self) -> None:
         self._flush_audio()  # what was said before the keys comes first
