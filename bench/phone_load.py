@@ -16,8 +16,10 @@ ticker, ``VOICEAGENT_LOOP_LAG_FILE``), end of caller speech → first bot audio 
 callers heard it (the playback model's clock), late frames (the caller's playback buffer ran
 dry in the middle of a segment) and failed calls. The callers' own loop lag is printed too:
 above a few ms the caller side (core 1), not the bot, is what limits the figures.
+``--silent`` also measures N callers who never speak, ours and the echo bot: what a call's
+frames cost alone (both ways, listening, pacing), before any turn.
 
-Run: ``.venv/bin/python bench/phone_load.py [--n 1,50,200,400] [--turns 3] [--quick]
+Run: ``.venv/bin/python bench/phone_load.py [--n 1,50,200,400] [--turns 3] [--silent] [--quick]
 [--profile N --profile-out FILE]`` (400 calls take a few minutes; progress on stderr).
 """
 
@@ -319,6 +321,21 @@ async def echo_call(url: str, utterances: list[list[str]], call_s: float) -> Cal
     return result
 
 
+async def silent_call(url: str, call_s: float) -> CallResult:
+    """A caller who never speaks: the line's frames both ways and nothing else."""
+    result = CallResult()
+    caller = LoadCaller(url)
+    try:
+        async with caller:
+            await anyio.sleep(call_s)
+            result.duration_s = caller.now()
+    except Exception as error:
+        result.ok, result.error = False, describe(error)
+        result.duration_s = caller.now()
+    result.media = caller.heard.media
+    return result
+
+
 async def worker(args: argparse.Namespace) -> None:
     pcms = [audio.parse_wav(await anyio.Path(w).read_bytes())[0] for w in args.wav]
     utterances = [ulaw_frames(pcm) for pcm in pcms]
@@ -331,6 +348,8 @@ async def worker(args: argparse.Namespace) -> None:
         while True:
             if args.mode == "echo":
                 results.append(await echo_call(args.url, utterances, args.call_s))
+            elif args.mode == "silent":
+                results.append(await silent_call(args.url, args.call_s))
             else:
                 call = await ours_call(args.url, utterances, args.turns, args.mode == "barge")
                 results.append(call)
@@ -561,6 +580,28 @@ def fmt(row: Row) -> str:
     )  # fmt: skip
 
 
+def measure_silent(folder: Path, table: Path, wavs: list[Path], n: int, call_s: float) -> list[Row]:
+    """Ours and the echo bot under N callers who never speak: what every call costs for its
+    frames alone (in and out, listening, pacing), before any turn."""
+    options = ["--mode", "silent", "--call-s", str(call_s)]
+    note(f"N={n}: silent calls, ours")
+    with fakes(folder, table, n) as f:
+        ours = measure(folder, "ours-silent", n, f, wavs, options)
+    note(f"N={n}: silent calls, baseline (echo)")
+    return [ours, measure(folder, "echo-silent", n, None, wavs, options)]
+
+
+def print_silent(rows: list[Row], call_s: float) -> None:
+    print(f"silent calls (callers who never speak, {call_s:.0f} s each: the per-frame cost alone)")
+    print(f"{'N':>4} {'ours CPU s/call-min':>19} {'echo':>6} {'ours/echo':>9} "
+          f"{'ours core0 %':>12} {'echo core0 %':>12} {'fail':>4}")  # fmt: skip
+    for ours, echo in zip(rows[::2], rows[1::2], strict=True):
+        ratio = ours.cpu_per_call_min / echo.cpu_per_call_min
+        print(f"{ours.n:>4} {ours.cpu_per_call_min:>19.3f} {echo.cpu_per_call_min:>6.3f} "
+              f"{ratio:>8.2f}x {ours.core0_pct:>12.0f} {echo.core0_pct:>12.0f} "
+              f"{ours.failed + echo.failed:>4}")  # fmt: skip
+
+
 def note(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
@@ -602,6 +643,7 @@ def orchestrate(args: argparse.Namespace) -> int:
     turns = 1 if args.quick else args.turns
     call_s = 8.0 if args.quick else args.call_s
     rows: list[Row] = []
+    silent: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="phone_load-") as tmp:
         folder = Path(args.keep) if args.keep else Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
@@ -621,6 +663,8 @@ def orchestrate(args: argparse.Namespace) -> int:
             note(HEADER)
             for row in rows[-2:]:
                 note(fmt(row))
+            if args.silent:
+                silent += measure_silent(folder, table, wavs, n, call_s)
         print("phone load: one bot process on core 0; fakes and callers on core 1")
         print(
             "CPU s/call-min = bot CPU seconds per minute of call; lag = oversleep of a 10 ms "
@@ -639,7 +683,9 @@ def orchestrate(args: argparse.Namespace) -> int:
                     f"N={n}: ours/echo CPU per call-minute = {ratio:.1f}x; "
                     f"tasks idle {pair[0].tasks_idle} -> after calls {pair[0].tasks_after}"
                 )
-        for row in rows:
+        if silent:
+            print_silent(silent, call_s)
+        for row in rows + silent:
             for error in row.errors:
                 print(f"N={row.n} {row.label}: {error}")
         if args.profile_out and Path(args.profile_out).exists():
@@ -657,6 +703,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=int, help="py-spy the bot at this N")
     parser.add_argument("--profile-out", help="py-spy raw (collapsed stacks) output")
     parser.add_argument("--keep", help="keep logs and records in this folder")
+    parser.add_argument(
+        "--silent", action="store_true", help="also silent calls per N: the per-frame cost alone"
+    )
     worker_opts = parser.add_argument_group("worker (internal)")
     worker_opts.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     worker_opts.add_argument("--url", help=argparse.SUPPRESS)
@@ -664,7 +713,7 @@ def main(argv: list[str] | None = None) -> int:
     worker_opts.add_argument("--stagger", type=float, default=0.0, help=argparse.SUPPRESS)
     worker_opts.add_argument("--out", help=argparse.SUPPRESS)
     worker_opts.add_argument("--wav", action="append", default=[], help=argparse.SUPPRESS)
-    worker_opts.add_argument("--mode", default="ours", choices=("ours", "barge", "echo"),
+    worker_opts.add_argument("--mode", default="ours", choices=("ours", "barge", "echo", "silent"),
                              help=argparse.SUPPRESS)  # fmt: skip
     worker_opts.add_argument("--slot-s", type=float, default=0.0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

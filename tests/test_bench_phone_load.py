@@ -16,11 +16,15 @@ BENCH = Path(__file__).resolve().parent.parent / "bench" / "phone_load.py"
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng (the callers)")
 def test_quick_run_prints_the_table() -> None:
     done = subprocess.run(
-        [sys.executable, str(BENCH), "--quick"], capture_output=True, text=True, timeout=300
-    )
+        [sys.executable, str(BENCH), "--quick", "--n", "3", "--silent"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert "CPU s/call-min" in done.stdout
     assert "ours" in done.stdout and "echo" in done.stdout
+    silent = done.stdout.split("silent calls (")[1].splitlines()
+    n, ours, echo, *_, failed = silent[2].split()  # the row after the header
+    assert n == "3" and float(ours) > 0 and float(echo) > 0 and failed == "0", silent
 
 
 SOAK = BENCH.with_name("phone_soak.py")
