@@ -45,6 +45,7 @@ from typing import Any
 
 import anyio
 from load_caller import LoadCaller, first_audio_ms, ulaw_frames
+from websockets.exceptions import InvalidStatus
 
 from voiceagent import audio
 
@@ -225,10 +226,11 @@ def fakes(folder: Path, table: Path, concurrency: int) -> Iterator[Fakes]:
                     (llm.pid, tts.pid, stt.pid))  # fmt: skip
 
 
-def bot_argv(f: Fakes) -> list[str]:
+def bot_argv(f: Fakes, max_calls: int | None = None) -> list[str]:
+    limit = ["--max-calls", str(max_calls)] if max_calls else []
     return pinned(BOT_CORE, [VOICEAGENT, "phone", AGENT, "--port", "0", "--llm-url", f.llm_url,
                              "--tts", "lightning", "--tts-url", f.tts_url, "--stt", "pulse",
-                             "--stt-url", f.stt_url, "--drain-s", "5"])  # fmt: skip
+                             "--stt-url", f.stt_url, "--drain-s", "5", *limit])  # fmt: skip
 
 
 def echo_argv() -> list[str]:
@@ -241,6 +243,7 @@ def echo_argv() -> list[str]:
 @dataclass
 class CallResult:
     ok: bool = True
+    refused: bool = False  # the upgrade got 503: the bot was at --max-calls
     error: str = ""
     duration_s: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
@@ -283,6 +286,9 @@ async def ours_call(url: str, utterances: list[list[str]], turns: int, barge: bo
                 await anyio.sleep(0.3)
                 turn += 1
             result.duration_s = caller.now()
+    except InvalidStatus as error:  # refused: counted apart from the failures
+        result.ok, result.refused = False, error.response.status_code == 503
+        result.error = "" if result.refused else describe(error)
     except Exception as error:  # a failed call is counted, the run goes on
         result.ok, result.error = False, describe(error)
         result.duration_s = caller.now()
@@ -382,6 +388,7 @@ class Row:
     n: int
     calls: int = 0
     failed: int = 0
+    refused: int = 0  # 503 at the upgrade (--max-calls)
     call_min: float = 0.0
     cpu_s: float = 0.0
     idle_rss_mb: float = 0.0
@@ -416,7 +423,8 @@ class Row:
 
     @property
     def rss_per_call_mb(self) -> float:
-        return (self.peak_rss_mb - self.idle_rss_mb) / self.n if self.n else math.nan
+        at_once = min(self.n, self.calls) if self.calls else self.n  # refused ones hold nothing
+        return (self.peak_rss_mb - self.idle_rss_mb) / at_once if at_once else math.nan
 
 
 def pct(values: Sequence[float], q: float) -> float:
@@ -490,6 +498,9 @@ def run_callers(
         caller_lags += data["lag_ms"]
         row.other_cpu_s += data["cpu_s"]
         for call in data["calls"]:
+            if call["refused"]:
+                row.refused += 1
+                continue
             row.calls += 1
             row.failed += 0 if call["ok"] else 1
             if call["error"]:
@@ -506,7 +517,7 @@ def run_callers(
 
 def measure(
     folder: Path, label: str, n: int, f: Fakes | None, wavs: list[Path], options: list[str],
-    *, profile_out: Path | None = None, rss_every_s: float = 0.0,
+    *, profile_out: Path | None = None, rss_every_s: float = 0.0, max_calls: int | None = None,
 ) -> Row:  # fmt: skip
     """One bot (ours, or the echo baseline when ``f`` is None) under N callers."""
     row = Row(label, n)
@@ -514,7 +525,7 @@ def measure(
     # The Lightning fake has no account limit: neither has the bot (else every call's reply
     # queues behind one slot, ~0.8 s a call, and at N=50 the callers time out).
     env = {**os.environ, LAG_ENV: str(lag_file), "LIGHTNING_MAX_CONCURRENT": "0"}
-    argv = bot_argv(f) if f is not None else echo_argv()
+    argv = bot_argv(f, max_calls) if f is not None else echo_argv()
     with spawned(f"{label}-{n}-bot", argv, folder, env) as bot:
         url = bot.first_line()
         time.sleep(1.5)  # the ticker's first lines; the process settled
@@ -652,9 +663,8 @@ def orchestrate(args: argparse.Namespace) -> int:
             note(f"N={n}: ours")
             with fakes(folder, table, n) as f:
                 profile = Path(args.profile_out) if args.profile == n and args.profile_out else None
-                ours = measure(
-                    folder, "ours", n, f, wavs, ["--turns", str(turns)], profile_out=profile
-                )
+                ours = measure(folder, "ours", n, f, wavs, ["--turns", str(turns)],
+                               profile_out=profile, max_calls=args.max_calls)  # fmt: skip
             rows.append(ours)
             note(f"N={n}: baseline (echo)")
             rows.append(
@@ -683,6 +693,11 @@ def orchestrate(args: argparse.Namespace) -> int:
                     f"N={n}: ours/echo CPU per call-minute = {ratio:.1f}x; "
                     f"tasks idle {pair[0].tasks_idle} -> after calls {pair[0].tasks_after}"
                 )
+            if pair and args.max_calls:
+                offered = pair[0].calls + pair[0].refused
+                print(f"N={n}: {pair[0].refused} of {offered} calls refused with 503 "
+                      f"(--max-calls {args.max_calls}); calls, latencies and late frames "
+                      "above are the admitted calls'")  # fmt: skip
         if silent:
             print_silent(silent, call_s)
         for row in rows + silent:
@@ -706,6 +721,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--silent", action="store_true", help="also silent calls per N: the per-frame cost alone"
     )
+    parser.add_argument("--max-calls", type=int, help="run our bot with --max-calls M")
     worker_opts = parser.add_argument_group("worker (internal)")
     worker_opts.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     worker_opts.add_argument("--url", help=argparse.SUPPRESS)
