@@ -16,7 +16,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench" / "phone_load.py"
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng (the callers)")
 def test_quick_run_prints_the_table() -> None:
     done = subprocess.run(
-        [sys.executable, str(BENCH), "--quick", "--n", "3", "--silent"],
+        [sys.executable, str(BENCH), "--quick", "--n", "3", "--silent", "--max-calls", "2"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
@@ -25,6 +25,8 @@ def test_quick_run_prints_the_table() -> None:
     silent = done.stdout.split("silent calls (")[1].splitlines()
     n, ours, echo, *_, failed = silent[2].split()  # the row after the header
     assert n == "3" and float(ours) > 0 and float(echo) > 0 and failed == "0", silent
+    # three callers dial within 0.1 s of each other; the bot takes two at once
+    assert "N=3: 1 of 3 calls refused with 503 (--max-calls 2)" in done.stdout, done.stdout
 
 
 SOAK = BENCH.with_name("phone_soak.py")
