@@ -28,6 +28,7 @@ from voiceagent.commands import (
     user_errors,
     with_overrides,
 )
+from voiceagent.heap import trimming
 from voiceagent.llm import LLMEndpoint, resolve_llm_endpoint
 
 if TYPE_CHECKING:
@@ -134,6 +135,7 @@ async def serve(setup: PhoneSetup) -> int:
         stack.push_async_callback(aclose_shared_clients)
         if lag_file := setup.environ.get(LOOP_LAG_ENV):
             await stack.enter_async_context(loop_lag_recorder(Path(lag_file)))
+        await stack.enter_async_context(trimming())  # what bursts of calls freed goes back
         base_url = await start_llm(setup.endpoint, stack)
         print(setup.description, file=sys.stderr, flush=True)
 
