@@ -310,30 +310,16 @@ def describe(error: BaseException) -> str:
 
 
 async def echo_call(url: str, utterances: list[list[str]], call_s: float) -> CallResult:
-    """Audio only: an utterance every 5 s for ``call_s``, then hang up."""
+    """Audio only: an utterance every 5 s for ``call_s``, then hang up. Without utterances,
+    a caller who never speaks: the line's frames both ways and nothing else."""
     result = CallResult()
     caller = LoadCaller(url)
     try:
         async with caller:
-            for i in range(max(1, int(call_s // 5))):
+            for i in range(max(1, int(call_s // 5)) if utterances else 0):
                 await anyio.sleep(max(0.0, 1.0 + 5 * i - caller.now()))
                 caller.say(utterances[i % len(utterances)])
             await anyio.sleep(max(0.0, call_s - caller.now()))
-            result.duration_s = caller.now()
-    except Exception as error:
-        result.ok, result.error = False, describe(error)
-        result.duration_s = caller.now()
-    result.media = caller.heard.media
-    return result
-
-
-async def silent_call(url: str, call_s: float) -> CallResult:
-    """A caller who never speaks: the line's frames both ways and nothing else."""
-    result = CallResult()
-    caller = LoadCaller(url)
-    try:
-        async with caller:
-            await anyio.sleep(call_s)
             result.duration_s = caller.now()
     except Exception as error:
         result.ok, result.error = False, describe(error)
@@ -355,7 +341,7 @@ async def worker(args: argparse.Namespace) -> None:
             if args.mode == "echo":
                 results.append(await echo_call(args.url, utterances, args.call_s))
             elif args.mode == "silent":
-                results.append(await silent_call(args.url, args.call_s))
+                results.append(await echo_call(args.url, [], args.call_s))
             else:
                 call = await ours_call(args.url, utterances, args.turns, args.mode == "barge")
                 results.append(call)
