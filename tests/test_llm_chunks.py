@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from voiceagent.llm import ElectronClient, RetryPolicy, StreamInterruptedError
+from voiceagent.llm import ElectronClient, ElectronError, RetryPolicy, StreamInterruptedError
 
 DONE = "data: [DONE]\n\n"
 
@@ -107,3 +107,38 @@ async def test_a_chunk_that_is_not_an_object_after_content_interrupts_the_stream
             await read_all(server.url)
     assert "not a JSON object" in str(caught.value)
     assert caught.value.content_chars == len("Sunny ") and server.requests == 1
+
+
+GARBLED = 'data: {"choices": [{"index": 0, "delta": {"content": "Sun\n\n'  # cut mid-JSON
+
+
+async def test_a_garbled_data_line_before_content_is_retried() -> None:
+    good = event(content("Sunny.")) + event(FINISH) + DONE
+    async with RawSSEServer([GARBLED + DONE, good]) as server:
+        assert await read_all(server.url) == "Sunny."
+    assert server.requests == 2
+
+
+async def test_a_garbled_data_line_after_the_role_chunk_is_still_retried() -> None:
+    role = event({"choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]})
+    good = event(content("Sunny.")) + event(FINISH) + DONE
+    async with RawSSEServer([role + GARBLED + DONE, good]) as server:
+        assert await read_all(server.url) == "Sunny."
+    assert server.requests == 2
+
+
+async def test_a_garbled_data_line_after_content_interrupts_the_stream_typed() -> None:
+    body = event(content("Sunny ")) + GARBLED + DONE
+    async with RawSSEServer([body]) as server:
+        with pytest.raises(StreamInterruptedError) as caught:
+            await read_all(server.url)
+    assert "not valid JSON" in str(caught.value)
+    assert caught.value.content_chars == len("Sunny ") and server.requests == 1
+
+
+async def test_garbled_data_lines_every_time_end_in_a_typed_error_after_the_budget() -> None:
+    async with RawSSEServer([GARBLED + DONE]) as server:
+        with pytest.raises(ElectronError) as caught:
+            await read_all(server.url, RetryPolicy(max_attempts=3, scale=0.001))
+    assert server.requests == 3 and caught.value.attempts == 3
+    assert "not valid JSON" in str(caught.value)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 from collections.abc import Callable, Mapping
 from contextvars import Token
@@ -51,6 +53,16 @@ class _AttemptFailed(Exception):
     def __init__(self, failure: Failure) -> None:
         super().__init__(failure.message)
         self.failure = failure
+
+
+async def next_event(events: openai.AsyncStream[object]) -> object:
+    """The next SSE event's JSON; a ``data:`` line that is not JSON is a stream error
+    (openai lets ``json.JSONDecodeError`` out, untyped)."""
+    try:
+        return await events.__anext__()
+    except json.JSONDecodeError as exc:
+        message = f"an SSE data line that is not valid JSON ({exc.msg} at char {exc.pos})"
+        raise _AttemptFailed(Failure("stream_error", message)) from None
 
 
 class ElectronStream:
@@ -188,7 +200,7 @@ class ElectronStream:
                 self.request_id = raw.headers.get("x-request-id")
                 set_request_id(self.request_id)
                 self._chunks = raw.parse(to=openai.AsyncStream[object])
-                first = chunk_from_wire(await self._chunks.__anext__())
+                first = chunk_from_wire(await next_event(self._chunks))
         except TimeoutError:
             await self._close_response()
             message = f"no first byte within first_byte_timeout={self._first_byte_timeout:g} s"
@@ -200,9 +212,9 @@ class ElectronStream:
         except openai.OpenAIError as exc:
             await self._close_response()
             raise _AttemptFailed(self._failure(exc)) from exc
-        except _AttemptFailed:  # the first chunk was not a chunk
+        except _AttemptFailed as failed:  # the first chunk was not a chunk, or not JSON
             await self._close_response()
-            raise
+            raise _AttemptFailed(self._identified(failed.failure)) from None
         logger.debug("LLM attempt %d: first chunk received", self.attempts)
         self._received(first)
         return first
@@ -211,7 +223,7 @@ class ElectronStream:
         """The next chunk of the serving attempt, retrying while nothing has been used."""
         assert self._chunks is not None
         try:
-            chunk = chunk_from_wire(await self._chunks.__anext__())
+            chunk = chunk_from_wire(await next_event(self._chunks))
         except StopAsyncIteration:
             if self._finish_seen or self.usage is not None:
                 return None
@@ -219,7 +231,7 @@ class ElectronStream:
         except openai.OpenAIError as exc:
             failure = self._failure(exc)
         except _AttemptFailed as failed:
-            failure = failed.failure
+            failure = self._identified(failed.failure)
         else:
             self._received(chunk)
             return chunk
@@ -241,16 +253,12 @@ class ElectronStream:
             self._tool_fragments += len(choice.delta.tool_calls or ())
 
     def _failure(self, exc: openai.OpenAIError) -> Failure:
-        failure = failure_from_exception(exc, self._redact)
+        return self._identified(failure_from_exception(exc, self._redact))
+
+    def _identified(self, failure: Failure) -> Failure:
+        """The failure with the attempt's x-request-id when it carries none of its own."""
         if failure.request_id is None and self.request_id is not None:
-            return Failure(
-                failure.kind,
-                failure.message,
-                failure.status,
-                failure.error_type,
-                self.request_id,
-                failure.retry_after,
-            )
+            return dataclasses.replace(failure, request_id=self.request_id)
         return failure
 
     def _error(self, failure: Failure, reason: str) -> Exception:
