@@ -9,7 +9,16 @@ STAMP  := $(VENV)/.installed
 # install maps voiceagent.adapters/tools through an import hook that mypy cannot follow.
 TYPECHECK := $(VENV)/typecheck
 
-.PHONY: demo test lint typecheck pytest bench clean system
+.PHONY: demo test lint typecheck pytest bench clean system peers
+
+# Test-only peers: LiveKit's and pipecat's Smallest AI clients and Smallest AI's own SDK, in
+# a venv of their own (they pull many packages and pin versions that could clash with ours).
+# tests/test_peer_clients.py runs them against our fakes. A failed install (no registry)
+# does not fail the build: those tests skip and say why (with CI=true they fail instead).
+PEERS       := $(VENV)/peers
+PEERS_STAMP := $(PEERS)/.installed
+PEER_PINS   := livekit-agents==1.8.9 livekit-plugins-smallestai==1.8.9 pipecat-ai==1.14.0 \
+               smallestai==5.14.0
 
 # The mic-to-speaker demo with the built-in agent (with no key: the offline stack). Live
 # when a microphone exists; else (a server, CI) file mode: a spoken question in, the
@@ -29,8 +38,21 @@ typecheck: $(STAMP)
 	cd $(TYPECHECK) && ../bin/mypy --config-file ../../pyproject.toml \
 		--python-executable ../bin/python -p voiceagent
 
-pytest: $(STAMP)
+pytest: $(STAMP) peers
 	$(BIN)/python -m pytest
+
+peers: $(PEERS_STAMP)
+
+$(PEERS_STAMP): Makefile
+	@mkdir -p $(PEERS) && rm -f $(PEERS)/install-failed
+	@echo "peers: installing $(PEER_PINS) into $(PEERS)"
+	@{ test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS); } >$(PEERS)/install.log 2>&1 \
+	  && $(PEERS)/bin/python -m pip install -q --timeout 30 --retries 2 $(PEER_PINS) \
+	     >>$(PEERS)/install.log 2>&1 \
+	  && touch $@ \
+	  || { { grep "^ERROR" $(PEERS)/install.log || tail -n 3 $(PEERS)/install.log; } \
+	         >$(PEERS)/install-failed; \
+	       echo "peers: install failed, their tests will skip (see $(PEERS)/install.log)" >&2; }
 
 bench: $(STAMP)
 	$(BIN)/python bench/import_time.py
