@@ -7,6 +7,7 @@ import logging
 import math
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -141,7 +142,8 @@ class SpeechQueue:
         sender, receiver = anyio.create_memory_object_stream[str](max_buffer_size=math.inf)
         segment._fragments = sender
         self._segments.append(segment)
-        self._idle = anyio.Event()
+        if self._idle.is_set():  # an unset event stays: whoever waits on it waits for this too
+            self._idle = anyio.Event()
         task_group.start_soon(self._synthesise, segment, receiver, name=f"tts {segment.id}")
         return segment
 
@@ -149,15 +151,17 @@ class SpeechQueue:
         self, segment: Segment, fragments: MemoryObjectReceiveStream[str]
     ) -> None:
         mark(segment, "tts.request")
+        carry = b""  # an odd byte of a chunk: the first half of the next chunk's first sample
         try:
-            async with fragments:
-                audio: AsyncIterator[bytes] = self.tts.synthesize(_texts(fragments))
+            async with fragments, _closing(self.tts.synthesize(_texts(fragments))) as audio:
                 async for pcm in audio:
                     if segment.cancelled:
                         break
                     if segment.received == 0 and pcm:
                         mark(segment, "tts.first_audio")
+                    pcm = carry + pcm
                     usable = len(pcm) - len(pcm) % BYTES_PER_SAMPLE
+                    carry = pcm[usable:]
                     if usable:
                         segment._chunks.append(pcm[:usable])
                         segment.received += usable // BYTES_PER_SAMPLE
@@ -244,7 +248,9 @@ class SpeechQueue:
         position = self.position
         doomed = list(self._segments) if segments is None else segments
         for segment in doomed:
-            if segment.started and not segment.finished:
+            # not retired yet (still queued): its audio.end is now, even when all of its audio
+            # was handed over (a retired one had its audio.end when its last sample was)
+            if segment.started and not segment.cancelled and segment in self._segments:
                 mark(segment, "audio.end", at_ms=self._ms(position), text=segment.text.strip())
             segment.cancelled = True
             segment._chunks.clear()
@@ -256,11 +262,25 @@ class SpeechQueue:
         self._check_idle()
 
     async def drained(self) -> None:
-        """Until everything queued has played (or was cancelled)."""
-        await self._idle.wait()
+        """Until everything queued has played (or was cancelled), including segments opened
+        while waiting."""
+        while not self._idle.is_set():
+            await self._idle.wait()
 
     def _ms(self, position: int) -> float:
         return position * 1000.0 / self.sample_rate
+
+
+@asynccontextmanager
+async def _closing(audio: AsyncIterator[bytes]) -> AsyncIterator[AsyncIterator[bytes]]:
+    """The TTS request is closed by its consumer when the segment stops reading it (a cut,
+    an error), not left to the garbage collector: its socket or process is released now."""
+    try:
+        yield audio
+    finally:
+        aclose = getattr(audio, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 async def _texts(fragments: MemoryObjectReceiveStream[str]) -> AsyncIterator[str]:
