@@ -217,3 +217,19 @@ async def test_token_delay_is_settable_at_run_time(server: ElectronServer) -> No
     client = client_for(server)
     reply = await client.chat.completions.create(model="electron", messages=USER)
     assert reply.choices[0].message.content == "Hello! How can I help you today?"
+
+
+async def test_pause_after_goes_quiet_mid_stream_for_the_next_stream_only(
+    server: ElectronServer,
+) -> None:
+    server.faults.pause_after(chunks=2, seconds=30)  # role chunk, first word, then quiet
+    client = client_for(server, timeout=httpx2.Timeout(5, read=0.3))
+    stream = await client.chat.completions.create(model="electron", messages=USER, stream=True)
+    role = await stream.__anext__()
+    word = await stream.__anext__()
+    assert role.choices[0].delta.role == "assistant" and word.choices[0].delta.content
+    with pytest.raises(openai.APITimeoutError):
+        await stream.__anext__()
+    await stream.close()
+    assert server.faults.pending["pauses"] == 0
+    await drain(await client.chat.completions.create(model="electron", messages=USER, stream=True))

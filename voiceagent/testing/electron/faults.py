@@ -24,6 +24,7 @@ class Faults:
         self._failures: deque[InjectedFailure] = deque()
         self._cuts: deque[int] = deque()
         self._stalls: deque[float] = deque()
+        self._pauses: deque[tuple[int, float]] = deque()
 
     def fail_next(
         self,
@@ -52,11 +53,25 @@ class Faults:
         with self._lock:
             self._stalls.extend([seconds] * times)
 
+    def pause_after(self, chunks: int, times: int = 1, *, seconds: float) -> None:
+        """Go quiet for ``seconds`` after ``chunks`` SSE events, for the next ``times`` streams.
+
+        A model that accepts and then stops answering: ``chunks=1`` pauses after the role
+        chunk (before the first token), ``chunks=2`` after the first content delta.
+        """
+        if chunks < 0:
+            raise ValueError("chunks must be >= 0")
+        if seconds < 0:
+            raise ValueError("seconds must be >= 0")
+        with self._lock:
+            self._pauses.extend([(chunks, seconds)] * times)
+
     def clear(self) -> None:
         with self._lock:
             self._failures.clear()
             self._cuts.clear()
             self._stalls.clear()
+            self._pauses.clear()
 
     @property
     def pending(self) -> dict[str, int]:
@@ -66,6 +81,7 @@ class Faults:
                 "failures": len(self._failures),
                 "cuts": len(self._cuts),
                 "stalls": len(self._stalls),
+                "pauses": len(self._pauses),
             }
 
     def take_failure(self) -> InjectedFailure | None:
@@ -75,6 +91,10 @@ class Faults:
     def take_cut(self) -> int | None:
         with self._lock:
             return self._cuts.popleft() if self._cuts else None
+
+    def take_pause(self) -> tuple[int, float] | None:
+        with self._lock:
+            return self._pauses.popleft() if self._pauses else None
 
     def take_stall(self) -> float | None:
         with self._lock:

@@ -223,7 +223,8 @@ class ElectronServer(RunsInThread):
         include_usage = isinstance(options, Mapping) and options.get("include_usage") is True
         cut = self.faults.take_cut()
         entry.cut = cut is not None
-        events = self._events(completion, rendered, usage if include_usage else None, cut)
+        pause = self.faults.take_pause()
+        events = self._events(completion, rendered, usage if include_usage else None, cut, pause)
         headers = [("content-type", "text/event-stream"), ("cache-control", "no-cache")]
         return Response(200, headers, stream=events)
 
@@ -242,13 +243,16 @@ class ElectronServer(RunsInThread):
         rendered: Rendered,
         usage: dict[str, Any] | None,
         cut: int | None,
+        pause: tuple[int, float] | None = None,
     ) -> AsyncIterator[bytes]:
         sent = 0
 
-        def allowed() -> bool:
+        async def allowed() -> bool:
+            if pause is not None and sent == pause[0]:
+                await anyio.sleep(pause[1])  # the injected pause: the model goes quiet
             return cut is None or sent < cut
 
-        if not allowed():
+        if not await allowed():
             raise AbortConnection
         yield chunks.sse(chunks.role_chunk(completion))
         sent += 1
@@ -256,7 +260,7 @@ class ElectronServer(RunsInThread):
             delay = self.ttft_ms if i == 0 else self.token_ms
             if delay > 0:
                 await anyio.sleep(delay / 1000)
-            if not allowed():
+            if not await allowed():
                 raise AbortConnection
             yield chunks.sse(chunks.delta_chunk(completion, delta))
             sent += 1
@@ -267,7 +271,7 @@ class ElectronServer(RunsInThread):
             tail.append(chunks.sse(chunks.usage_chunk(completion, usage)))
         tail.append(chunks.DONE)
         for event in tail:
-            if not allowed():
+            if not await allowed():
                 raise AbortConnection
             yield event
             sent += 1
