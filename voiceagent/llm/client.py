@@ -26,6 +26,23 @@ class ElectronClient:
 
     Cheap to create: the HTTP pool and the concurrency limiter are shared by every client
     of the same (endpoint, key) in the process.
+
+    Deadlines of each attempt, in seconds (a caller hears every one of them as silence):
+
+    - ``first_byte_timeout``: from sending the request to its first SSE event.
+    - ``first_token_timeout`` (default 8): from sending the request to its first content or
+      tool-call delta (the role chunk does not count). Electron's first token comes well
+      within a second or two even for a long prompt; 8 s of dead air is about as long as a
+      caller waits before saying "hello?", so beyond it a fresh attempt is the better bet.
+      Missed, it is a timeout before use: retried by the policy like a late first byte.
+    - ``stall_timeout`` (default 4): the longest wait for the next chunk once the reply
+      began. Tokens come tens of milliseconds apart; a multi-second gap is a stuck
+      server, and by then the caller already hears silence mid-sentence. Missed, the
+      stream breaks with ``StreamInterruptedError`` (part of it was used: not retried)
+      and the turn speaks its apology. The clock runs only while waiting on the server,
+      never while the reader is busy. A gap after the finish chunk (a usage chunk that
+      never comes) just ends the stream, its usage unknown.
+    - ``timeout``: openai's own per-request timeout (connect, each read).
     """
 
     def __init__(
@@ -36,6 +53,8 @@ class ElectronClient:
         model: str = "electron",
         plan: str | int | None = "standard",
         first_byte_timeout: float = 10.0,
+        first_token_timeout: float = 8.0,
+        stall_timeout: float = 4.0,
         timeout: float = 60.0,
         retry: RetryPolicy | None = None,
     ) -> None:
@@ -47,7 +66,16 @@ class ElectronClient:
         self.model = model
         self.plan = plan
         self.max_in_flight = plan_limit(plan)
+        for name, value in (
+            ("first_byte_timeout", first_byte_timeout),
+            ("first_token_timeout", first_token_timeout),
+            ("stall_timeout", stall_timeout),
+        ):
+            if not value > 0:
+                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
         self.first_byte_timeout = first_byte_timeout
+        self.first_token_timeout = first_token_timeout
+        self.stall_timeout = stall_timeout
         self.timeout = timeout
         self.retry = retry if retry is not None else RetryPolicy()
         self.usage = UsageTotals()
@@ -89,6 +117,8 @@ class ElectronClient:
             request=request,
             policy=self.retry,
             first_byte_timeout=self.first_byte_timeout,
+            first_token_timeout=self.first_token_timeout,
+            stall_timeout=self.stall_timeout,
             redact=self._redact,
             auth_hint=None if self._api_key else _NO_KEY_HINT,
             on_usage=self._add_usage,

@@ -106,7 +106,10 @@ class ElectronConnectionError(ElectronError):
 
 
 class ElectronTimeoutError(ElectronError):
-    default_hint = "The server did not answer in time; try again, or raise first_byte_timeout"
+    default_hint = (
+        "The server did not answer in time; try again, or raise first_token_timeout "
+        "(and first_byte_timeout)"
+    )
 
 
 class StreamInterruptedError(ElectronError):

@@ -18,7 +18,7 @@ FailureKind = Literal[
     "unavailable",  # 502, 503
     "server_error",  # any other 5xx
     "connection",  # refused, reset, or cut before the first content/tool delta
-    "timeout",  # no first byte in time, or a read timeout before the first delta
+    "timeout",  # no first byte or first token in time, or a read timeout before use
     "stream_error",  # an error event inside the stream, before the first delta
 ]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 from collections.abc import Callable, Mapping
 from contextvars import Token
 from types import TracebackType
@@ -70,7 +71,9 @@ class ElectronStream:
 
     The request holds a concurrency slot from before it is sent until the stream closes.
     Failures before the first content or tool-call delta is handed on are retried by the
-    policy; after that a failure ends the stream with `StreamInterruptedError`.
+    policy; after that a failure ends the stream with `StreamInterruptedError`. Each
+    attempt must bring its first token within ``first_token_timeout`` (else a timeout,
+    retried), and then each next chunk within ``stall_timeout`` (see `ElectronClient`).
     """
 
     def __init__(
@@ -84,12 +87,18 @@ class ElectronStream:
         redact: Callable[[str], str],
         auth_hint: str | None,
         on_usage: Callable[[Usage], None],
+        first_token_timeout: float = math.inf,
+        stall_timeout: float = math.inf,
     ) -> None:
         self._openai_client = openai_client
         self._limiter_factory = limiter
         self._request = request
         self._policy = policy
         self._first_byte_timeout = first_byte_timeout
+        self._first_token_timeout = first_token_timeout
+        self._stall_timeout = stall_timeout
+        self._token_deadline = math.inf  # the serving attempt's first-token deadline
+        self._token_seen = False  # the serving attempt sent more than its role chunk
         self._redact = redact
         self._auth_hint = auth_hint
         self._on_usage = on_usage
@@ -192,10 +201,13 @@ class ElectronStream:
 
     async def _attempt(self) -> ChatCompletionChunk:
         self._finish_seen = False
+        self._token_seen = False
+        self._token_deadline = anyio.current_time() + self._first_token_timeout
         create = self._openai_client().chat.completions.with_raw_response.create
         logger.debug("LLM attempt %d: POST chat/completions", self.attempts)
+        first_byte = min(self._first_byte_timeout, self._first_token_timeout)
         try:
-            with anyio.fail_after(self._first_byte_timeout):
+            with anyio.fail_after(first_byte):
                 raw = await create(**self._request)
                 self.request_id = raw.headers.get("x-request-id")
                 set_request_id(self.request_id)
@@ -203,7 +215,10 @@ class ElectronStream:
                 first = chunk_from_wire(await next_event(self._chunks))
         except TimeoutError:
             await self._close_response()
-            message = f"no first byte within first_byte_timeout={self._first_byte_timeout:g} s"
+            if self._first_byte_timeout <= self._first_token_timeout:
+                message = f"no first byte within first_byte_timeout={first_byte:g} s"
+            else:
+                message = f"no first token within first_token_timeout={first_byte:g} s"
             raise _AttemptFailed(Failure("timeout", message, request_id=self.request_id)) from None
         except StopAsyncIteration:
             await self._close_response()
@@ -222,8 +237,22 @@ class ElectronStream:
     async def _next_from_wire(self) -> ChatCompletionChunk | None:
         """The next chunk of the serving attempt, retrying while nothing has been used."""
         assert self._chunks is not None
+        if self._token_seen:  # the clock runs only while we wait on the server
+            deadline = anyio.current_time() + self._stall_timeout
+        else:
+            deadline = self._token_deadline
         try:
-            chunk = chunk_from_wire(await next_event(self._chunks))
+            with anyio.fail_after(max(0.0, deadline - anyio.current_time())):
+                chunk = chunk_from_wire(await next_event(self._chunks))
+        except TimeoutError:
+            if self._finish_seen:  # the reply is whole; only its usage chunk is missing
+                logger.warning(
+                    "LLM stream: nothing for %g s after its finish_reason; ended without usage",
+                    self._stall_timeout,
+                )
+                await self._close_response()
+                return None
+            failure = self._deadline_missed()
         except StopAsyncIteration:
             if self._finish_seen or self.usage is not None:
                 return None
@@ -240,7 +269,16 @@ class ElectronStream:
             raise self._interrupted(failure)
         return await self._connect(failure)
 
+    def _deadline_missed(self) -> Failure:
+        if self._token_seen:
+            message = f"no chunk within stall_timeout={self._stall_timeout:g} s"
+        else:
+            message = f"no first token within first_token_timeout={self._first_token_timeout:g} s"
+        return Failure("timeout", message, request_id=self.request_id)
+
     def _received(self, chunk: ChatCompletionChunk) -> None:
+        if not self._token_seen and not is_role_only(chunk):
+            self._token_seen = True
         if any(choice.finish_reason for choice in chunk.choices):
             self._finish_seen = True
         if chunk.usage is not None and self.usage is None:
