@@ -142,3 +142,23 @@ async def test_garbled_data_lines_every_time_end_in_a_typed_error_after_the_budg
             await read_all(server.url, RetryPolicy(max_attempts=3, scale=0.001))
     assert server.requests == 3 and caught.value.attempts == 3
     assert "not valid JSON" in str(caught.value)
+
+
+async def test_a_garbled_data_line_after_content_ends_the_turn_in_its_apology() -> None:
+    from voiceagent.agent import Agent
+    from voiceagent.history import History
+    from voiceagent.timeline import SessionClock, Timeline
+    from voiceagent.turn import APOLOGY, TurnEngine
+
+    body = event(content("Sunny ")) + GARBLED + DONE
+    async with RawSSEServer([body]) as server:
+        agent = Agent(instructions="You are a test agent.")
+        engine = TurnEngine(
+            agent,
+            ElectronClient(server.url, retry=RetryPolicy(scale=0.001)),
+            History(agent.instructions),
+            Timeline(SessionClock()),
+        )
+        result = await engine.run("Weather?")
+    assert result.reason == "error" and result.said == f"Sunny {APOLOGY}"
+    assert server.requests == 1
