@@ -40,7 +40,7 @@ async def test_fragments_accumulate_until_a_sentence_end_or_the_flush() -> None:
         await _send(ws, "", flush=True, request_id="r1", complete_backoff_ms=0)
         frames = await _until_complete(ws)
     assert server.requests[0].pieces == ["Hello "]  # voiced once, as a whole
-    assert {f["request_id"] for f in frames} == {"r1"}
+    assert {f["external_request_id"] for f in frames} == {"r1"}
 
 
 async def test_complete_comes_after_the_last_chunk_and_its_backoff_then_the_socket_closes() -> None:
@@ -63,7 +63,7 @@ async def test_a_second_request_of_the_account_gets_the_limit_error_frame() -> N
             await one.recv()  # active now
             await _send(two, "Me too.", flush=True, request_id="b")
             error = json.loads(await two.recv())
-    assert error["status"] == "error" and error["request_id"] == "b"
+    assert error["status"] == "error" and error["external_request_id"] == "b"
     assert error["message"] == error["error"]["message"] == "Concurrency limit reached"
     assert server.max_active == 1
 
@@ -74,6 +74,8 @@ async def test_an_idle_socket_is_closed_and_keepalives_reset_the_timer() -> None
             for _ in range(5):
                 await ws.send(" ")
                 await anyio.sleep(0.1)
+            with anyio.fail_after(10):
+                assert json.loads(await ws.recv())["status"] == "error"
             with anyio.fail_after(10), pytest.raises(ConnectionClosedOK):
                 await ws.recv()
     assert (server.keepalives, server.idle_closes) == (5, 1)

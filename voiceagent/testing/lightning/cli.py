@@ -8,6 +8,7 @@ import logging
 
 from voiceagent.testing._serving import configure_logging, run_until_signalled, until_signalled
 from voiceagent.testing.lightning.server import LightningServer
+from voiceagent.testing.lightning.websocket import RESPONSE_IDS
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,19 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="close a socket after this long without a client message (%(default)s)",
     )
-    add("--keep-open", action="store_true", help="do not close the socket after 'complete'")
+    add(
+        "--keep-open",
+        action="store_true",
+        help="keep the socket open after 'complete' (the documented server closes it)",
+    )
+    add(
+        "--response-ids",
+        choices=RESPONSE_IDS,
+        default="server",
+        help="how frames name requests: server = a server UUID in request_id and the "
+        "client's id in external_request_id (documented); echo = the client's id in "
+        "request_id (older reading); uuid-only = the client's id never named (%(default)s)",
+    )
     add(
         "--pace",
         type=float,
@@ -81,6 +94,14 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser = build_parser(prog)
     args = parser.parse_args(argv)
     configure_logging(args.quiet)
+    server = server_from_args(args)
+    return run_until_signalled(
+        functools.partial(_serve, server), parser.prog, f"{args.host}:{args.port}"
+    )
+
+
+def server_from_args(args: argparse.Namespace) -> LightningServer:
+    """The server the parsed command line describes (not started)."""
     server = LightningServer(
         args.host,
         args.port,
@@ -90,6 +111,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         idle_timeout_s=args.idle_timeout,
         first_byte_ms=args.first_byte_ms,
         close_after_complete=not args.keep_open,
+        response_ids=args.response_ids,
         voice=args.voice,
         api_key=args.api_key,
         pace=0.0 if args.fast else args.pace,
@@ -98,9 +120,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         server.faults.drop_after(args.drop_after)
     if args.error_next:
         server.faults.error_next(args.error_next)
-    return run_until_signalled(
-        functools.partial(_serve, server), parser.prog, f"{args.host}:{args.port}"
-    )
+    return server
 
 
 async def _serve(server: LightningServer) -> None:

@@ -6,10 +6,7 @@ WebSocket on ``ws_url`` (the ``websockets`` asyncio server); HTTP on a second po
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import hmac
-import json
 import logging
 import time
 from collections import Counter
@@ -17,10 +14,8 @@ from types import TracebackType
 from typing import Any
 
 import anyio
-from anyio.abc import TaskGroup
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request as WSRequest
 from websockets.http11 import Response as WSResponse
 
@@ -28,14 +23,13 @@ from voiceagent.testing._http import HTTPServer, Request, Response
 from voiceagent.testing._serving import RunsInThread
 from voiceagent.testing.lightning import voices
 from voiceagent.testing.lightning.faults import CONCURRENCY_CODE, CONCURRENCY_MESSAGE, Faults
+from voiceagent.testing.lightning.websocket import RESPONSE_IDS, Connection, WebSocketSide
 from voiceagent.testing.lightning.wire import (
     LiveRequest,
     RecordedTTSRequest,
-    error_frame,
     http_error,
     idle_timeout_from,
     parse_http_body,
-    parse_message,
     wav_bytes,
     wire_logger,
 )
@@ -46,39 +40,15 @@ WS_PATH = "/waves/v1/tts/live"
 HTTP_PATH = "/waves/v1/tts"
 
 
-class _Connection:
-    """One client socket: its requests, served one after another in arrival order."""
-
-    def __init__(self, number: int, ws: ServerConnection, account: str, tg: TaskGroup) -> None:
-        self.number = number
-        self.ws = ws
-        self.account = account
-        self.tg = tg
-        self.requests: dict[str, LiveRequest] = {}
-        self.refused: set[str] = set()
-        self.unnamed: str | None = None  # the request of messages that carry no request_id
-        self.unnamed_count = 0
-        # Audio of one request at a time: a later request's first chunk means every earlier
-        # one has sent all of its audio (clients may rely on it).
-        self.audio_lock = asyncio.Lock()
-
-    def request_id_for(self, message: dict[str, Any]) -> str:
-        given = message.get("request_id")
-        if isinstance(given, str) and given:
-            return given
-        live = self.requests.get(self.unnamed or "")
-        if live is None or live.flushed:
-            self.unnamed_count += 1
-            self.unnamed = f"srv-{self.number}-{self.unnamed_count}"
-        return self.unnamed or ""
-
-
-class LightningServer(RunsInThread):
+class LightningServer(WebSocketSide, RunsInThread):
     """A local Lightning-compatible TTS server over real sockets (a fake, not a voice model).
 
     Runs in the caller's event loop (``async with``, asyncio only), or in a thread
     (``running_in_thread``). ``pace`` is seconds spent sending per second of audio
-    (0 = as fast as possible).
+    (0 = as fast as possible). ``response_ids``: ``"server"`` (the documented shape: a
+    server UUID in ``request_id``, the client's id in ``external_request_id``), ``"echo"``
+    (the client's id in ``request_id``) or ``"uuid-only"`` (the client's id never named).
+    ``close_after_complete=False`` keeps a socket open after ``complete``.
     """
 
     def __init__(
@@ -92,6 +62,7 @@ class LightningServer(RunsInThread):
         idle_timeout_s: float = 60.0,
         first_byte_ms: float = 0.0,
         close_after_complete: bool = True,
+        response_ids: str = "server",
         voice: str = "espeak",
         api_key: str | None = None,
         pace: float = 0.0,
@@ -104,6 +75,9 @@ class LightningServer(RunsInThread):
         self.idle_timeout_s = idle_timeout_s
         self.first_byte_ms = first_byte_ms
         self.close_after_complete = close_after_complete
+        if response_ids not in RESPONSE_IDS:
+            raise ValueError(f"response_ids must be one of {', '.join(RESPONSE_IDS)}")
+        self.response_ids = response_ids
         self.voice = voices.resolve_voice(voice)
         self.pace = pace
         self.chunk_ms = chunk_ms
@@ -111,6 +85,7 @@ class LightningServer(RunsInThread):
         self.requests: list[RecordedTTSRequest] = []
         self.connections = 0
         self.keepalives = 0
+        self.last_keepalive: dict[str, Any] | str | None = None
         self.idle_closes = 0
         self.active: Counter[str] = Counter()
         self.peak_active: Counter[str] = Counter()  # per account
@@ -211,116 +186,15 @@ class LightningServer(RunsInThread):
         headers: Headers = ws.request.headers
         account = self._account(headers.get("Authorization")) or ""
         timeout = idle_timeout_from(ws.request.path, self.idle_timeout_s)
-        conn: _Connection | None = None
+        conn: Connection | None = None
         try:
             async with anyio.create_task_group() as tg:
-                conn = _Connection(self.connections, ws, account, tg)
+                conn = Connection(self.connections, ws, account, tg)
                 await self._receive(conn, timeout)
                 tg.cancel_scope.cancel()
         finally:
             for live in conn.requests.values() if conn else ():
                 self._release(live, "dropped" if live.dropped else "closed")
-
-    async def _receive(self, conn: _Connection, idle_s: float) -> None:
-        while True:
-            with anyio.move_on_after(idle_s) as idle:
-                try:
-                    message = await conn.ws.recv()
-                except ConnectionClosed:
-                    return
-            if idle.cancelled_caught:
-                self.idle_closes += 1
-                await conn.ws.close(1000, "idle timeout")
-                return
-            if isinstance(message, str) and not message.strip():
-                self.keepalives += 1  # a keepalive: it only resets the idle timer
-                continue
-            await self._on_message(conn, message)
-
-    async def _on_message(self, conn: _Connection, message: str | bytes) -> None:
-        parsed, problem = parse_message(message)
-        if parsed is None:
-            await _send(conn.ws, error_frame(None, problem, "bad_request"))
-            return
-        rid = conn.request_id_for(parsed)
-        if rid in conn.refused:
-            await _send(conn.ws, error_frame(rid, CONCURRENCY_MESSAGE, CONCURRENCY_CODE))
-            return
-        live = conn.requests.get(rid)
-        if live is None:
-            record = RecordedTTSRequest(rid, conn.number, conn.account, "ws", dict(parsed))
-            record.config.pop("text", None)
-            self.requests.append(record)
-            refusal = self._admit(record)
-            if refusal is not None:
-                record.status, record.error = "refused", refusal[1]
-                conn.refused.add(rid)
-                await _send(conn.ws, error_frame(rid, *refusal))
-                return
-            live = LiveRequest(record, self.complete_backoff_default_ms)
-            live.drop_after = self.faults.take_drop()
-            live.first_byte_ms = self.first_byte_ms + self.faults.take_delay()
-            conn.requests[rid] = live
-            conn.tg.start_soon(self._serve_request, conn, live)
-        live.add(parsed)
-
-    async def _serve_request(self, conn: _Connection, live: LiveRequest) -> None:
-        try:
-            while True:
-                async with conn.audio_lock:
-                    await self._speak(conn, live)
-                # `complete` comes complete_backoff_ms after the last chunk, unless more text
-                # for this request arrives first; the account slot is held until then.
-                with anyio.move_on_after(live.backoff_ms / 1000):
-                    await live.changed()
-                    continue
-                break
-            await _send(conn.ws, {"status": "complete", "request_id": live.record.request_id})
-            self._release(live, "complete")
-            others = [r for r in conn.requests.values() if not r.released]
-            if self.close_after_complete and not others:
-                await conn.ws.close(1000, "complete")
-        except ConnectionClosed:
-            return
-
-    async def _speak(self, conn: _Connection, live: LiveRequest) -> None:
-        """Send audio for the text as it becomes ready, until the request is flushed."""
-        while True:
-            piece = live.take()
-            if piece:
-                await self._send_audio(conn, live, piece)
-            elif live.flushed:
-                return
-            else:
-                waited = live.max_buffer_flush_ms / 1000 if live.max_buffer_flush_ms else None
-                with anyio.move_on_after(waited):
-                    await live.changed()
-                    continue
-                live.force = True  # max_buffer_flush_ms passed with no new text
-
-    async def _send_audio(self, conn: _Connection, live: LiveRequest, text: str) -> None:
-        config, record = live.record.config, live.record
-        rate = int(config.get("sample_rate", 44100))
-        speed = float(config.get("speed", 1.0))
-        record.pieces.append(text)
-        pcm = await voices.render(self.voice, text, rate, speed, str(config.get("language", "en")))
-        step = 2 * max(1, round(rate * self.chunk_ms / 1000))
-        for start in range(0, len(pcm), step):
-            if record.chunks == 0 and live.first_byte_ms > 0:
-                await anyio.sleep(live.first_byte_ms / 1000)
-            if live.drop_after is not None and record.chunks >= live.drop_after:
-                live.dropped = True
-                conn.ws.transport.abort()  # a drop: no close frame, no complete
-                await anyio.sleep_forever()
-            chunk = pcm[start : start + step]
-            data = {"audio": base64.b64encode(chunk).decode("ascii")}
-            await _send(conn.ws, {"status": "chunk", "request_id": record.request_id, "data": data})
-            if record.chunks == 0:
-                record.first_chunk_at = time.monotonic()
-            record.chunks += 1
-            record.samples += len(chunk) // 2
-            if self.pace > 0:
-                await anyio.sleep(self.pace * len(chunk) / 2 / rate)
 
     # -- HTTP --------------------------------------------------------------------------
 
@@ -358,7 +232,3 @@ class LightningServer(RunsInThread):
         if body["output_format"] == "wav":
             return Response(200, [("content-type", "audio/wav")], wav_bytes(pcm, rate))
         return Response(200, [("content-type", "audio/pcm")], pcm)
-
-
-async def _send(ws: ServerConnection, payload: dict[str, Any]) -> None:
-    await ws.send(json.dumps(payload, separators=(",", ":")))

@@ -19,6 +19,10 @@ from voiceagent.testing._http import Response
 MODELS = ("lightning_v3.1", "lightning_v3.1_pro")
 SAMPLE_RATES = (8000, 16000, 24000, 44100)
 OUTPUT_FORMATS = ("pcm", "wav")  # mp3, ulaw and alaw exist upstream, not in this fake
+# Bounds of the numeric settings (ms): complete_backoff_ms per the SDK's request type,
+# max_buffer_delay_ms per LiveKit's and pipecat's docstrings.
+LIMITS_MS = {"max_buffer_flush_ms": 1000, "complete_backoff_ms": 10000, "max_buffer_delay_ms": 5000}
+DEFAULT_MAX_BUFFER_DELAY_MS = 3000.0  # "the server default" (LiveKit, pipecat)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 # Where buffered text may be voiced before the flush: after a sentence end and its space.
 _SENTENCE_END = re.compile(r"(?:[.!?।॥]+[\"'”’)\]]*\s+|[。！？]+)")
@@ -47,7 +51,10 @@ class RecordedTTSRequest:
     """One request as the fake saw it; times are ``time.monotonic()`` seconds.
 
     ``status``: active, complete, refused (account limit or injected error frame),
-    dropped (an injected drop) or closed (the socket closed before ``complete``).
+    dropped (an injected drop), cancelled (``cancel_request``) or closed (the socket closed
+    before ``complete``). ``request_id`` is the client's id (else the fake's own name for
+    the request); ``server_ids`` the ids the fake put in its frames' ``request_id``: one per
+    request, or one per release of a continuation context.
     """
 
     request_id: str
@@ -56,6 +63,8 @@ class RecordedTTSRequest:
     transport: str  # "ws" or "http"
     config: dict[str, Any]
     fragments: list[str] = field(default_factory=list)  # the non-empty texts, in order
+    context_id: str | None = None  # the continuation form's context
+    server_ids: list[str] = field(default_factory=list)
     messages: list[dict[str, Any]] = field(default_factory=list)  # text/continue/flush
     pieces: list[str] = field(default_factory=list)  # the texts voiced, in order
     accept: str | None = None  # HTTP: the Accept header
@@ -93,6 +102,15 @@ class LiveRequest:
         self.first_byte_ms = 0.0
         self.backoff_ms = backoff_ms
         self.max_buffer_flush_ms = 0.0
+        self.context = record.context_id is not None
+        self.max_buffer_delay_ms = DEFAULT_MAX_BUFFER_DELAY_MS
+        self.buffered_at = 0.0  # when the unvoiced text in ``buffer`` began
+        self.word_timestamps = bool(record.config.get("word_timestamps"))
+        self.server_id = ""  # the current server request id (a UUID)
+        self.sent_samples = 0  # of the current server request: its word times start at 0
+        self.words = 0  # words timed so far in the current server request
+        self.cancelled = False
+        self.scope = anyio.CancelScope()  # the serving task's: cancel_request cancels it
         self._changed = anyio.Event()
 
     def add(self, message: dict[str, Any]) -> None:
@@ -103,11 +121,15 @@ class LiveRequest:
         )
         if text:
             self.record.fragments.append(text)
+            if not self.buffer:
+                self.buffered_at = time.monotonic()
             self.buffer += text
         if "complete_backoff_ms" in message:
             self.backoff_ms = float(message["complete_backoff_ms"])
         if "max_buffer_flush_ms" in message:
             self.max_buffer_flush_ms = float(message["max_buffer_flush_ms"])
+        if "max_buffer_delay_ms" in message:
+            self.max_buffer_delay_ms = float(message["max_buffer_delay_ms"])
         if flush:
             self.flushed = True
             self.record.flushed_at = time.monotonic()
@@ -147,15 +169,29 @@ def parse_message(message: str | bytes) -> tuple[dict[str, Any] | None, str]:
     for name in ("continue", "flush"):
         if name in body and not isinstance(body[name], bool):
             return None, f"{name} must be true or false"
-    rid = body.get("request_id")
-    if rid is not None and not (isinstance(rid, str) and _REQUEST_ID.fullmatch(rid)):
-        return None, "request_id must be 1-128 characters of A-Z a-z 0-9 _ . -"
+    for name in ("request_id", "context_id"):
+        given = body.get(name)
+        if given is not None and not (isinstance(given, str) and _REQUEST_ID.fullmatch(given)):
+            return None, f"{name} must be 1-128 characters of A-Z a-z 0-9 _ . -"
     problem = _check_settings(body)
-    if "max_buffer_flush_ms" in body and not _number_in(body["max_buffer_flush_ms"], 0, 1000):
-        problem = problem or "max_buffer_flush_ms must be between 0 and 1000"
-    if "complete_backoff_ms" in body and not _number_in(body["complete_backoff_ms"], 0, 60000):
-        problem = problem or "complete_backoff_ms must be between 0 and 60000"
+    for name, high in LIMITS_MS.items():
+        if name in body and not _number_in(body[name], 0, high):
+            problem = problem or f"{name} must be between 0 and {high}"
     return (None, problem) if problem else (body, "")
+
+
+def is_keepalive(body: dict[str, Any]) -> bool:
+    """pipecat's keepalive ``{"text":" ",voice_id,model,language}``: it names no request,
+    says nothing of continuing or flushing, and has nothing to speak. Not a request."""
+    named = any(key in body for key in ("request_id", "context_id", "cancel_request"))
+    shaped = any(key in body for key in ("continue", "flush"))
+    return not named and not shaped and not str(body.get("text", "")).strip()
+
+
+def timed_words(text: str) -> list[tuple[str, float, float]]:
+    """The words of ``text`` with where they start and end, as fractions of its length."""
+    size = max(1, len(text))
+    return [(m.group(), m.start() / size, m.end() / size) for m in re.finditer(r"\S+", text)]
 
 
 def parse_http_body(raw: bytes) -> tuple[dict[str, Any] | None, str]:
@@ -170,7 +206,7 @@ def parse_http_body(raw: bytes) -> tuple[dict[str, Any] | None, str]:
     if not isinstance(text, str) or not text.strip():
         return None, "text is required"
     problem = _check_settings(body)
-    output_format = body.setdefault("output_format", "wav")
+    output_format = body.setdefault("output_format", "pcm")  # the documented default
     if output_format not in OUTPUT_FORMATS:
         problem = problem or f"output_format {output_format!r} is not served by this local fake"
     body.setdefault("sample_rate", 44100)
