@@ -317,3 +317,36 @@ def test_executor_limits_must_be_positive() -> None:
         ToolExecutor(ToolRegistry([]), max_in_flight=0)
     with pytest.raises(ValueError, match="result_cap"):
         ToolExecutor(ToolRegistry([]), result_cap=0)
+
+
+async def test_a_call_that_cannot_get_a_slot_within_its_timeout_fails_with_a_message() -> None:
+    release = threading.Event()
+
+    @tool(timeout=0.05)
+    def stuck() -> str:
+        """Blocks until released."""
+        release.wait(timeout=30)  # bounded: a failing test must not hang the interpreter
+        return "late"
+
+    @tool(timeout=0.2)
+    async def quick() -> str:
+        """Quick."""
+        return "quick"
+
+    executor = ToolExecutor(ToolRegistry([stuck, quick]), max_in_flight=1)
+    abandoned = ToolCall("c1", "stuck")
+    waiting = ToolCall("c2", "quick")
+    try:
+        await executor.run(abandoned)  # times out; its thread hangs on, holding the slot
+        assert executor.in_flight == 1
+        with anyio.fail_after(10):  # a guard against the bug, not a timing assertion
+            await executor.run(waiting)
+    finally:
+        release.set()
+    assert waiting.state is ToolCallState.FAILED
+    assert waiting.error is not None and "timed out after 0.2 s" in waiting.error
+    assert "waiting for a free tool slot" in waiting.error
+    assert waiting.tool_message()["tool_call_id"] == "c2"  # answered: nothing is lost
+    later = ToolCall("c3", "quick")
+    await executor.run(later)  # the slot came back when the hung thread ended
+    assert later.content == "quick" and executor.in_flight == 0

@@ -157,6 +157,8 @@ def tool(
 ) -> Tool[P, R] | Callable[[Callable[P, R]], Tool[P, R]]:
     """Make a function a tool: ``@tool`` or ``@tool(timeout=…, filler=…, …)``.
 
+    ``timeout`` (seconds) bounds a call from the moment it is ready, its wait for a free
+    tools-in-flight slot included; past it the call fails and the model reads why.
     ``filler`` is spoken when the model said nothing itself and the call is still running
     ``filler_delay`` seconds after it was named. ``interruptible=False`` (the default)
     marks a side-effecting tool: on barge-in it runs to completion and its result is kept;

@@ -104,12 +104,24 @@ class ToolExecutor:
             return
         if ctx is None or ctx.call_id != call.id:
             ctx = (ctx or ToolContext()).for_call(call.id)
+        # The tool's timeout covers the wait for a slot too: abandoned sync tools can hold
+        # every slot for as long as they hang, and a call must not wait on them forever.
+        deadline = anyio.current_time() + tool.timeout
         slot = InFlightSlot(self._limiter)
         try:
-            await slot.acquire()
+            with anyio.move_on_after(tool.timeout) as waiting:
+                await slot.acquire()
         except anyio.get_cancelled_exc_class():
             call.cancel()  # it never started, and now never will
             raise
+        if waiting.cancelled_caught:
+            self._reject(
+                call,
+                f"timed out after {format_seconds(tool.timeout)} waiting for a free tool slot "
+                f"(all {self.max_in_flight} are held, by tools still running or by sync tools "
+                "that timed out or were cancelled but have not returned)",
+            )
+            return
         try:
             if anyio.current_effective_deadline() == -math.inf:
                 # Cancelled while taking the slot (whose last step is shielded): a call of a
@@ -121,7 +133,7 @@ class ToolExecutor:
                 call.start()
                 if on_start is not None:
                     on_start(call)
-                await self._execute(call, tool, tool.bind(call.args, ctx), slot)
+                await self._execute(call, tool, tool.bind(call.args, ctx), slot, deadline)
         finally:
             slot.task_leaves()
 
@@ -131,11 +143,17 @@ class ToolExecutor:
         call.fail(error)
 
     async def _execute(
-        self, call: ToolCall, tool: Tool[..., Any], kwargs: dict[str, Any], slot: InFlightSlot
+        self,
+        call: ToolCall,
+        tool: Tool[..., Any],
+        kwargs: dict[str, Any],
+        slot: InFlightSlot,
+        deadline: float,
     ) -> None:
+        """Run the tool until ``deadline`` (the call's timeout, counted from its slot wait)."""
         result: Any = None
         try:
-            with anyio.move_on_after(tool.timeout) as deadline:
+            with anyio.CancelScope(deadline=deadline) as timer:
                 result = await self._invoke(tool, kwargs, slot)
         except anyio.get_cancelled_exc_class():
             self._note_abandoned(call, slot, "cancelled")
@@ -145,7 +163,7 @@ class ToolExecutor:
             logger.warning("tool call %s (%s) raised", call.id, call.name, exc_info=True)
             call.fail(describe_exception(exc))
             return
-        if deadline.cancelled_caught:
+        if timer.cancelled_caught:
             self._note_abandoned(call, slot, "timed out")
             call.fail(f"timed out after {format_seconds(tool.timeout)}")
             return
