@@ -105,6 +105,10 @@ class Session:
         self._session_scope: anyio.CancelScope | None = None
         self._taker: TurnTaker | None = None
         self._heard_at = 0.0  # session ms of the user's latest sign of life
+        # LLM streams open (from the timeline's llm.request / llm.end): what they still say
+        # (a phrase the splitter holds until the stream ends) is not queued yet
+        self._streaming = 0
+        self._streams_ended: anyio.Event | None = None  # unset while a stream is open
 
     def events(self) -> AsyncIterator[SessionEvent]:
         """The session's events from now on, until it ends (subscribe before ``run``)."""
@@ -159,12 +163,23 @@ class Session:
         self._turn_scope.cancel()
 
     async def hang_up(self) -> None:
-        """End the session (e.g. the ``end_call`` of a tool): what is queued still plays."""
+        """End the session (e.g. the ``end_call`` of a tool): what the model is still saying
+        and everything queued play first (a goodbye behind the tool call is heard)."""
         self.ended = self.ended or "hang_up"
-        if self.speech is not None:
-            await self.speech.drained()
+        await self._said_everything()
         if self._session_scope is not None:
             self._session_scope.cancel()
+
+    async def _said_everything(self) -> None:
+        """Until no LLM stream is open and everything queued has played, both at once: a
+        segment opened while waiting is waited for too."""
+        while True:
+            while self._streams_ended is not None and not self._streams_ended.is_set():
+                await self._streams_ended.wait()
+            if self.speech is not None:
+                await self.speech.drained()
+            if not self._streaming:
+                return
 
     async def _listen(self, taker: TurnTaker, send: Any) -> None:
         async with send:
@@ -246,7 +261,15 @@ class Session:
 
     def _on_timeline_event(self, turn: TurnTimeline, event: TimelineEvent) -> None:
         attrs = event.attrs
-        if event.kind == "tool.start":
+        if event.kind == "llm.request":
+            self._streaming += 1
+            if self._streams_ended is None or self._streams_ended.is_set():
+                self._streams_ended = anyio.Event()
+        elif event.kind == "llm.end":
+            self._streaming -= 1
+            if not self._streaming and self._streams_ended is not None:
+                self._streams_ended.set()
+        elif event.kind == "tool.start":
             self._publish(ToolStarted(attrs["name"], attrs["call_id"]))
         elif event.kind == "tool.end":
             self._publish(ToolFinished(attrs["name"], attrs["call_id"], attrs.get("state", "")))
