@@ -5,7 +5,6 @@ behind whatever still plays), bounded rounds, and committing what was heard to h
 from __future__ import annotations
 
 import enum
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -194,17 +193,17 @@ class TurnEngine:
         segment: list[Segment | None] = [None]
         tl.mark("llm.request", round=rnd.number)
         drained = False  # the interrupted stream is read to its end in the background
+        stream = self.llm.stream(
+            messages,
+            tools=tools,
+            tool_choice=tool_choice,
+            temperature=agent.temperature,
+            seed=agent.seed,
+            max_tokens=agent.max_tokens,
+            stop=agent.stop,
+            model=agent.model,
+        )
         try:
-            stream = self.llm.stream(
-                messages,
-                tools=tools,
-                tool_choice=tool_choice,
-                temperature=agent.temperature,
-                seed=agent.seed,
-                max_tokens=agent.max_tokens,
-                stop=agent.stop,
-                model=agent.model,
-            )
             async with read_stream(
                 stream, tl, self.background if self.drain_on_interrupt else None
             ) as (
@@ -225,13 +224,10 @@ class TurnEngine:
             self._speak(tg, tl, rnd, splitter.finish(), segment)  # what arrived is spoken
             raise
         finally:
-            if not rnd.usage_seen and not drained:
-                tl.add_usage(
-                    prompt=len(json.dumps(messages)) // 4,
-                    completion=len(rnd.content) // 4,
-                    cached=0,
-                    estimated=True,
-                )
+            # no usage chunk: an estimate if the server accepted the request, else nothing
+            estimate = None if rnd.usage_seen or drained else stream.estimated_usage()
+            if estimate is not None:
+                tl.add_usage(estimate.prompt, estimate.completion, 0, estimated=True)
             tl.mark("llm.end", round=rnd.number)
 
     def _on_event(

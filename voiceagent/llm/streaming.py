@@ -118,6 +118,8 @@ class ElectronStream:
         self._handed_chunks = 0
         self._content_chars = 0
         self._tool_fragments = 0
+        self._completion_chars = 0  # content and tool-call text received, for an estimate
+        self._answered = False  # an attempt got a 200: the server began generating
 
     async def __aenter__(self) -> ElectronStream:
         if self._entered:
@@ -140,6 +142,21 @@ class ElectronStream:
         tb: TracebackType | None,
     ) -> None:
         await self._close()
+
+    @property
+    def billable(self) -> bool:
+        """The server accepted an attempt (a 200) and so may bill it. A request never sent
+        (cut while waiting for a slot), never connected, or refused (4xx, 5xx) is not."""
+        return self._answered
+
+    def estimated_usage(self) -> Usage | None:
+        """An estimate (characters / 4, marked estimated) for a request whose usage chunk
+        never came; None when the server never accepted it (nothing to bill)."""
+        if not self._answered:
+            return None
+        body = self._request.get("extra_body") or {}
+        prompt = len(json.dumps(body, ensure_ascii=False)) // 4
+        return Usage(prompt, self._completion_chars // 4, 0, estimated=True)
 
     @property
     def contended(self) -> bool:
@@ -209,6 +226,7 @@ class ElectronStream:
         try:
             with anyio.fail_after(first_byte):
                 raw = await create(**self._request)
+                self._answered = True  # openai raised for any status but 2xx
                 self.request_id = raw.headers.get("x-request-id")
                 set_request_id(self.request_id)
                 self._chunks = raw.parse(to=openai.AsyncStream[object])
@@ -279,6 +297,13 @@ class ElectronStream:
     def _received(self, chunk: ChatCompletionChunk) -> None:
         if not self._token_seen and not is_role_only(chunk):
             self._token_seen = True
+        for choice in chunk.choices:
+            self._completion_chars += len(choice.delta.content or "")
+            for call in choice.delta.tool_calls or ():
+                function = call.function
+                if function is not None:
+                    self._completion_chars += len(function.name or "")
+                    self._completion_chars += len(function.arguments or "")
         if any(choice.finish_reason for choice in chunk.choices):
             self._finish_seen = True
         if chunk.usage is not None and self.usage is None:
