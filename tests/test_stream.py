@@ -414,3 +414,41 @@ async def test_a_real_stream_from_the_electron_simulator() -> None:
     assert "".join(t.text for t in of_type(events, TextDelta)) == "Let me check."
     assert isinstance(events[-2], Usage)
     assert events[-1] == Finished("tool_calls", "Let me check.", (ready,))
+
+
+# -- ids that come late, never, or empty (other OpenAI-compatible servers) ----------------
+
+
+def fragment(index: int, **fields: Any) -> ChatCompletionChunk:
+    return chunk({"tool_calls": [{"index": index, **fields}]})
+
+
+def test_an_id_that_arrives_after_the_name_is_the_calls_id() -> None:
+    events = run(
+        [
+            fragment(0, type="function", function={"name": "get_weather", "arguments": ""}),
+            fragment(0, id="late_1", function={"arguments": '{"city": '}),
+            args(0, '"Pune"}'),
+            finish(),
+        ]
+    )
+    assert of_type(events, ToolCallStarted) == [ToolCallStarted(0, "late_1", "get_weather")]
+    assert of_type(events, ToolCallReady) == [
+        ToolCallReady(0, "late_1", "get_weather", '{"city": "Pune"}')
+    ]
+
+
+@pytest.mark.parametrize("given_id", [None, ""])
+def test_a_call_without_an_id_gets_one_made_up_the_same_in_started_and_ready(
+    given_id: str | None,
+) -> None:
+    head = {"function": {"name": "get_weather", "arguments": ""}}
+    if given_id is not None:
+        head["id"] = given_id
+    events = run([fragment(0, **head), args(0, "{}"), fragment(1, **head), args(1, "{}")])
+    started, ready = of_type(events, ToolCallStarted), of_type(events, ToolCallReady)
+    assert [s.call_id for s in started] == [r.call_id for r in ready]
+    assert all(r.call_id.startswith("call_") for r in ready)
+    assert len({r.call_id for r in ready}) == 2
+    (done,) = of_type(events, Finished)
+    assert [c.call_id for c in done.tool_calls] == [r.call_id for r in ready]

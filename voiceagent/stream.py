@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from typing import TypeAlias
@@ -33,6 +34,9 @@ class TextDelta:
 
 @dataclass(frozen=True, slots=True)
 class ToolCallStarted:
+    """A call whose name and id are known; a server that sends no id gets one made up
+    (``call_<index>_…``) when the call is ready, and `ToolCallReady` carries the same."""
+
     index: int
     call_id: str
     name: str
@@ -185,15 +189,14 @@ class StreamParser:
             call.call_id = fragment.id
         function = fragment.function
         if function is None:
+            self._start_when_known(call, events)  # an id that came after the name
             return
         # Servers that split a name send its pieces before any argument; a fragment equal
         # to the name so far, or one after the arguments began, is an echo, not more name.
         # (`Started` carries the name as first seen; `Ready` the joined one.)
         if function.name and not call.arguments and function.name != call.name:
             call.name += function.name
-        if call.name and not call.started:
-            call.started = True
-            events.append(ToolCallStarted(call.index, call.call_id, call.name))
+        self._start_when_known(call, events)
         if function.arguments:
             call.arguments.append(function.arguments)
             if call.scanner.feed(function.arguments):
@@ -207,12 +210,28 @@ class StreamParser:
                 self._make_ready(call, events)
 
     @staticmethod
+    def _start_when_known(call: _Call, events: list[Event]) -> None:
+        """``Started`` once the call has a name and an id: some servers send the id only in
+        a later fragment (it is then awaited until the call is ready), or never."""
+        if call.name and call.call_id and not call.started:
+            call.started = True
+            events.append(ToolCallStarted(call.index, call.call_id, call.name))
+
+    @staticmethod
     def _make_ready(call: _Call, events: list[Event]) -> None:
+        if not call.call_id:  # none came (or an empty one): the turn needs one to pair
+            call.call_id = made_up_call_id(call.index)
         if not call.started:  # keep "Started before Ready" even for a call that had no name
             call.started = True
             events.append(ToolCallStarted(call.index, call.call_id, call.name))
         call.ready = ToolCallReady(call.index, call.call_id, call.name, "".join(call.arguments))
         events.append(call.ready)
+
+
+def made_up_call_id(index: int) -> str:
+    """An id for a call the server sent none for: ``call_<index>_<random>``, unique enough
+    that no two calls of a conversation share one."""
+    return f"call_{index}_{secrets.token_hex(6)}"
 
 
 def _is_json_object(text: str) -> bool:

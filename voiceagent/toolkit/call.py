@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from dataclasses import dataclass, field
 from enum import Enum
@@ -62,6 +63,10 @@ class ToolCall:
     started_at: float | None = field(default=None, init=False)
     ended_at: float | None = field(default=None, init=False)
     _state: ToolCallState = field(default=ToolCallState.PENDING, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.id:  # an empty id cannot pair the assistant and tool messages
+            self.id = f"call_{secrets.token_hex(8)}"
 
     @property
     def state(self) -> ToolCallState:
