@@ -30,6 +30,7 @@ from voiceagent.adapters.lightning_segment import (
     InputFailed,
     Request,
     SegmentState,
+    SocketRoutes,
     open_socket,
     post,
     pump,
@@ -48,6 +49,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_URL = "wss://api.smallest.ai/waves/v1/tts/live"
 MAX_DROPS = 3  # consecutive drops of one segment without new audio before giving up
 QUEUE_TIMEOUT_S = 60.0  # how long a segment keeps retrying the account's concurrency limit
+MAX_COMPLETE_BACKOFF_MS = 10000  # the SDK's tts_request_message.py: "Maximum is 10000ms"
+CANCEL_SEND_S = 1.0  # a cut segment's cancel message is best effort (as LiveKit's)
 
 
 class LightningTTS:
@@ -77,12 +80,17 @@ class LightningTTS:
     ) -> None:
         self.url = url
         self.options = LightningOptions.build(model, voice, sample_rate, speed, language)
+        if not 0 <= complete_backoff_ms <= MAX_COMPLETE_BACKOFF_MS:
+            raise ValueError(
+                f"Lightning's complete_backoff_ms is 0-{MAX_COMPLETE_BACKOFF_MS}, "
+                f"not {complete_backoff_ms}"
+            )
         self.complete_backoff_ms = complete_backoff_ms
         self.keepalive_s = keepalive_s
         self.max_concurrent = max_concurrent
         self._api_key = api_key
         self._ws: ClientConnection | None = None
-        self._sockets: set[ClientConnection] = set()
+        self._sockets: dict[ClientConnection, SocketRoutes] = {}
         self._requests: dict[str, Request] = {}
         self._inboxes: set[Mailbox[Event]] = set()
         self._connect_lock = anyio.Lock(fast_acquire=True)  # taken per message sent: no yield
@@ -140,7 +148,7 @@ class LightningTTS:
             self._inboxes.discard(inbox)
             self._forget(seg.request_id)
             if seg.request_id is not None and not seg.finished and seg.ws is not None:
-                self._abandon(seg.ws)  # barge-in: no cancel message exists, close the socket
+                await self._cancel(seg.ws, seg.request_id)  # barge-in, before the slot is freed
             if limiter is not None and ticket is not None:
                 limiter.leave(ticket)
             inbox.close()
@@ -239,6 +247,27 @@ class LightningTTS:
             if request is not None:
                 request.flushed = True
 
+    async def _cancel(self, ws: ClientConnection, rid: str) -> None:
+        """Stop a cut segment's request: LiveKit's ``{…config, "cancel_request": true}``
+        (``_try_cancel_context``), under our request_id. Sent before the account slot is
+        given back, so on this socket the server reads it before the next request.
+
+        The socket is kept when its frames name our ids: the cut request's late frames are
+        then told apart and dropped, and the answer to the barge-in does not wait for a new
+        handshake. (LiveKit and pipecat drop the socket after a cut because they route by
+        "the current context", not by id.) A socket that never named our ids is closed, as
+        before: there a late frame could not be told from the next segment's.
+        """
+        payload = {**self.options.config(), "request_id": rid, "cancel_request": True}
+        with anyio.CancelScope(shield=True), anyio.move_on_after(CANCEL_SEND_S):
+            try:
+                await self._write(ws, json.dumps(payload, separators=(",", ":")))
+            except ConnectionClosed:
+                return
+        routes = self._sockets.get(ws)
+        if routes is None or not routes.names_ours:
+            self._abandon(ws)
+
     def _message(self, rid: str, text: str, *, more: bool) -> str:
         payload = {
             **self.options.config(),
@@ -287,9 +316,9 @@ class LightningTTS:
                 return ws
             ws = self._ws = await open_socket(self.url, self._api_key)
             self.connections += 1
-            self._sockets.add(ws)
+            routes = self._sockets[ws] = SocketRoutes()
             assert self._tg is not None
-            self._tg.start_soon(self._serve_socket, ws)
+            self._tg.start_soon(self._serve_socket, ws, routes)
             return ws
 
     def _abandon(self, ws: ClientConnection) -> None:
@@ -299,34 +328,37 @@ class LightningTTS:
         if self._tg is not None and ws.state is State.OPEN:
             self._tg.start_soon(ws.close)
 
-    async def _serve_socket(self, ws: ClientConnection) -> None:
+    async def _serve_socket(self, ws: ClientConnection, routes: SocketRoutes) -> None:
         """Read one socket until it closes; keep it alive meanwhile."""
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._keepalive, ws)
                 try:
                     async for raw in ws:
-                        route(self._requests, ws, raw)
+                        route(self._requests, ws, routes, raw)
                 except ConnectionClosed:
                     pass
                 tg.cancel_scope.cancel()
         finally:
-            self._sockets.discard(ws)
+            self._sockets.pop(ws, None)
             if self._ws is ws:
                 self._ws = None
             for rid, request in list(self._requests.items()):
-                if request.ws is ws:
+                # A close after `complete` is the documented end of a request, no drop.
+                if request.ws is ws and not request.done:
                     post(request.inbox, Dropped(rid))
 
     async def _keepalive(self, ws: ClientConnection) -> None:
-        # Any client message resets the server's idle timer; a space is the documented one.
+        # Any client message resets the server's idle timer. pipecat's form (`_send_keepalive`):
+        # JSON with the voice settings and a space, which no server takes for a request.
+        keepalive = json.dumps({**self.options.keepalive(), "text": " "}, separators=(",", ":"))
         while True:
             wait = self._last_sent + self.keepalive_s - time.monotonic()
             if wait > 0:
                 await anyio.sleep(wait)
                 continue
             try:
-                await self._write(ws, " ")
+                await self._write(ws, keepalive)
             except ConnectionClosed:
                 return
 

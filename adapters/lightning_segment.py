@@ -26,7 +26,6 @@ from voiceagent.adapters.mailbox import Mailbox
 
 logger = logging.getLogger(__name__)
 
-#####EVENTS
 # -- a segment's inbox: everything that happens to it, in order -----------------------------
 
 
@@ -119,55 +118,141 @@ class SegmentState:
 
 
 class Request:
-    """One attempt of a segment on one socket: where its events go."""
+    """One attempt of a segment on one socket: where its events go.
+
+    ``done``: its ``complete`` came (a close after it is no drop); ``heard``: it has sent
+    audio; ``server_ids``: the server's own ids seen for it (its frames' ``request_id``).
+    """
 
     def __init__(self, inbox: Mailbox[Event], ws: ClientConnection, seq: int):
         self.inbox, self.ws, self.seq, self.flushed = inbox, ws, seq, False
+        self.done = False
+        self.heard = False
+        self.server_ids: set[str] = set()
 
 
-def route(requests: dict[str, Request], ws: ClientConnection, raw: str | bytes) -> None:
-    """Hand one server frame to the segment it concerns; late or unknown frames are dropped."""
+class SocketRoutes:
+    """What routing has learnt of one socket: whether its frames name our ids."""
+
+    def __init__(self) -> None:
+        self.names_ours = False
+
+
+def route(
+    requests: dict[str, Request], ws: ClientConnection, routes: SocketRoutes, raw: str | bytes
+) -> None:
+    """Hand one server frame to the segment it concerns; late or unknown frames are dropped.
+
+    Smallest AI's SDK (``waves/tts/types/tts_response_message.py``): ``request_id`` is the
+    server's own UUID, the client's id comes back as ``external_request_id``. So: by
+    ``external_request_id``, else by ``request_id`` (older servers echo ours there), else
+    the one live request on this socket — never on a socket that has named our ids, where
+    an unknown id is late news of a request we dropped.
+    """
     try:
         message: Any = json.loads(raw)
     except ValueError:
         return
     if not isinstance(message, dict):
         return
-    status, rid = message.get("status"), message.get("request_id")
-    request = requests.get(rid) if isinstance(rid, str) else None
-    if status == "chunk":
-        data = message.get("data")
-        if request is None or not isinstance(data, dict):
-            return  # late audio of a cancelled or replaced request: dropped
-        try:
-            pcm = base64.b64decode(str(data.get("audio", "")), validate=True)
-        except (binascii.Error, ValueError):
-            return
-        for other_id, other in list(requests.items()):
-            # The server speaks one request at a time: an earlier one is done.
-            if other.ws is ws and other.seq < request.seq and other.flushed:
-                post(other.inbox, Complete(other_id))
-        post(request.inbox, Audio(str(rid), pcm))
-    elif status == "complete" and request is not None:
-        post(request.inbox, Complete(str(rid)))
-    elif status == "error":
-        _route_error(requests, ws, message)
+    status = message.get("status")
+    if status == "error":
+        _route_error(requests, ws, routes, message)
+        return
+    if status not in ("chunk", "complete"):
+        return  # word_timestamp frames and anything newer: not used
+    key = _named(requests, ws, routes, message) or _the_live_one(requests, ws, routes, message)
+    request = requests.get(key) if key is not None else None
+    if key is None or request is None:
+        return  # late news of a cancelled or replaced request: dropped
+    if status == "complete":
+        request.done = True
+        post(request.inbox, Complete(key))
+        return
+    data = message.get("data")
+    if not isinstance(data, dict):
+        return
+    try:
+        pcm = base64.b64decode(str(data.get("audio", "")), validate=True)
+    except (binascii.Error, ValueError):
+        return
+    request.heard = True
+    for other_id, other in list(requests.items()):
+        # The server speaks one request at a time: an earlier one is done.
+        if other.ws is ws and other.seq < request.seq and other.flushed:
+            post(other.inbox, Complete(other_id))
+    post(request.inbox, Audio(key, pcm))
+
+
+def _named(
+    requests: dict[str, Request],
+    ws: ClientConnection,
+    routes: SocketRoutes,
+    message: dict[str, Any],
+) -> str | None:
+    """Our id for the request a frame names, or None when it names none we know."""
+    external, rid = message.get("external_request_id"), message.get("request_id")
+    for ours in (external, rid):
+        if isinstance(ours, str) and ours in requests and requests[ours].ws is ws:
+            routes.names_ours = True
+            return ours
+    if isinstance(rid, str):
+        for key, request in requests.items():
+            if request.ws is ws and rid in request.server_ids:
+                return key
+    return None
+
+
+def _the_live_one(
+    requests: dict[str, Request],
+    ws: ClientConnection,
+    routes: SocketRoutes,
+    message: dict[str, Any],
+) -> str | None:
+    """A frame that names none of our requests: the socket's live request it must be."""
+    if routes.names_ours or isinstance(message.get("external_request_id"), str):
+        return None  # this server names our ids: an unknown one is a request we let go
+    live = sorted(((r.seq, k) for k, r in requests.items() if r.ws is ws and not r.done))
+    rid = message.get("request_id")
+    if isinstance(rid, str):
+        # A new server id: the oldest live request without one (the server speaks them in
+        # order), else the only live request (a server may use several ids for one).
+        fresh = [key for _, key in live if not requests[key].server_ids]
+        key = fresh[0] if fresh else (live[0][1] if len(live) == 1 else None)
+        if key is not None:
+            requests[key].server_ids.add(rid)
+        return key
+    return live[0][1] if len(live) == 1 else None
 
 
 def _route_error(
-    requests: dict[str, Request], ws: ClientConnection, message: dict[str, Any]
+    requests: dict[str, Request],
+    ws: ClientConnection,
+    routes: SocketRoutes,
+    message: dict[str, Any],
 ) -> None:
+    """An error frame fails the request it names. One that names no request fails the
+    socket's only live request that has not sent audio yet (a refusal comes before any
+    audio); else it is logged and left: a request mid-speech was accepted, and an error
+    that ends the socket is followed by its close, which re-sends what was cut (a drop)."""
     error = error_from_frame(message)
-    rid = message.get("request_id")
-    if rid is None:
-        # No request_id: blame the oldest request on this socket.
-        mine = sorted((r.seq, key) for key, r in requests.items() if r.ws is ws)
-        rid = mine[0][1] if mine else None
-    request = requests.get(rid) if isinstance(rid, str) else None
-    if request is None or not isinstance(rid, str):
-        logger.debug("Lightning error for a request no longer live: %s", error)
+    key = _named(requests, ws, routes, message)
+    external = isinstance(message.get("external_request_id"), str)
+    echoed = isinstance(message.get("request_id"), str) and routes.names_ours
+    if key is None and not external and not echoed:
+        # Not one of ours by name: the only request here that is live and still silent.
+        # (An unknown server id on a socket that never names ours could be its refusal.)
+        silent = [
+            k
+            for k, r in requests.items()
+            if r.ws is ws and not r.done and not r.heard and not r.server_ids
+        ]
+        key = silent[0] if len(silent) == 1 else None
+    request = requests.get(key) if key is not None else None
+    if key is None or request is None:
+        logger.warning("Lightning error for no live request of ours: %s", error)
         return
-    post(request.inbox, Failed(rid, error))
+    post(request.inbox, Failed(key, error))
 
 
 async def open_socket(url: str, api_key: str | None) -> ClientConnection:

@@ -78,6 +78,10 @@ class LightningOptions:
         chosen = voice or DEFAULT_VOICES.get(model, DEFAULT_VOICES[MODELS[0]])
         return cls(model, chosen, sample_rate, speed, language)
 
+    def keepalive(self) -> dict[str, Any]:
+        """The settings pipecat's keepalive carries (no rate or speed: nothing is spoken)."""
+        return {"voice_id": self.voice, "model": self.model, "language": self.language}
+
     def config(self) -> dict[str, Any]:
         return {
             "voice_id": self.voice,

@@ -72,7 +72,7 @@ async def test_a_later_segments_first_chunk_ends_the_one_before() -> None:
             pass
 
     async with server, anyio.create_task_group() as tg:
-        tts = LightningTTS(server.ws_url, max_concurrent=0, complete_backoff_ms=60000)
+        tts = LightningTTS(server.ws_url, max_concurrent=0, complete_backoff_ms=10000)
         heard = b""
         with anyio.fail_after(10):
             async for pcm in tts.synthesize(parts("First.")):
@@ -80,7 +80,7 @@ async def test_a_later_segments_first_chunk_ends_the_one_before() -> None:
                 if not second_started:
                     second_started = True
                     tg.start_soon(second, tts)
-        tg.cancel_scope.cancel()  # the second would wait a minute for its complete
+        tg.cancel_scope.cancel()  # the second would wait 10 s for its complete
         await tts.aclose()
     assert heard == expected("First.")
     assert [r.text for r in server.requests] == ["First.", "Second."]

@@ -33,11 +33,43 @@ async def test_a_wrong_key_is_refused_with_status_401() -> None:
     assert caught.value.status == 401
 
 
+async def test_an_error_naming_no_request_does_not_fail_a_segment_mid_speech() -> None:
+    text = "Still speaking, whatever the stray error says."
+    async with LightningServer(voice="synthetic", close_after_complete=False) as server:
+        server.faults.stray_error_after(3)
+        async with LightningTTS(server.ws_url) as tts:
+            assert await speak(tts, text) == expected(text)
+    assert [r.status for r in server.requests] == ["complete"]
+
+
+async def test_an_error_naming_no_request_then_a_close_is_a_drop_and_the_segment_goes_again() -> (
+    None
+):
+    text = "Heard whole after the server gave up on the socket."
+    async with LightningServer(voice="synthetic", close_after_complete=False) as server:
+        server.faults.stray_error_after(3, close=True)
+        async with LightningTTS(server.ws_url) as tts:
+            assert await speak(tts, text) == expected(text)
+    assert [r.status for r in server.requests] == ["closed", "complete"]
+    assert server.connections == 2
+
+
+async def test_an_error_naming_no_request_fails_the_only_request_when_it_has_no_audio() -> None:
+    async with LightningServer(voice="synthetic") as server:
+        server.faults.error_next(message="Voice not found", code="invalid_voice", named=False)
+        async with LightningTTS(server.ws_url) as tts:
+            with pytest.raises(LightningError) as caught:
+                await speak(tts, "Hello.")
+    assert caught.value.code == "invalid_voice"
+
+
 def test_unsupported_settings_fail_at_construction() -> None:
     with pytest.raises(ValueError, match="sample rate"):
         LightningTTS(sample_rate=22050)
     with pytest.raises(ValueError, match="speed"):
         LightningTTS(speed=3.0)
+    with pytest.raises(ValueError, match="complete_backoff_ms"):
+        LightningTTS(complete_backoff_ms=20000)
 
 
 async def test_the_key_is_in_no_log_record_repr_or_error(caplog: pytest.LogCaptureFixture) -> None:

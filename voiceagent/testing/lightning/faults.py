@@ -16,6 +16,7 @@ class InjectedError:
 
     message: str
     code: str
+    named: bool = True  # False: the frame names no request (neither id)
 
     @property
     def http_status(self) -> int:
@@ -30,6 +31,7 @@ class Faults:
         self._drops: deque[int] = deque()
         self._errors: deque[InjectedError] = deque()
         self._delays: deque[float] = deque()
+        self._strays: deque[tuple[int, bool, InjectedError]] = deque()
 
     def drop_after(self, messages: int, times: int = 1) -> None:
         """Abort the TCP connection (no close frame) after a request's ``messages`` chunks."""
@@ -44,10 +46,25 @@ class Faults:
         *,
         message: str = CONCURRENCY_MESSAGE,
         code: str = CONCURRENCY_CODE,
+        named: bool = True,
     ) -> None:
-        """Refuse the next ``times`` requests with an error frame (default: the account limit)."""
+        """Refuse the next ``times`` requests with an error frame (default: the account limit);
+        ``named=False`` leaves both ids out of the frame."""
         with self._lock:
-            self._errors.extend([InjectedError(message, code)] * times)
+            self._errors.extend([InjectedError(message, code, named)] * times)
+
+    def stray_error_after(
+        self,
+        chunks: int,
+        *,
+        close: bool = False,
+        message: str = "Internal server error",
+        code: str = "internal_error",
+    ) -> None:
+        """After the next request's ``chunks`` chunks, an error frame naming no request; then
+        the audio goes on, or with ``close`` the server closes the socket (code 1011)."""
+        with self._lock:
+            self._strays.append((chunks, close, InjectedError(message, code, named=False)))
 
     def delay_first_byte(self, ms: float, times: int = 1) -> None:
         """Hold the first chunk of the next ``times`` requests back by ``ms`` more."""
@@ -59,6 +76,7 @@ class Faults:
             self._drops.clear()
             self._errors.clear()
             self._delays.clear()
+            self._strays.clear()
 
     @property
     def pending(self) -> dict[str, int]:
@@ -67,6 +85,7 @@ class Faults:
                 "drops": len(self._drops),
                 "errors": len(self._errors),
                 "delays": len(self._delays),
+                "strays": len(self._strays),
             }
 
     def take_drop(self) -> int | None:
@@ -76,6 +95,10 @@ class Faults:
     def take_error(self) -> InjectedError | None:
         with self._lock:
             return self._errors.popleft() if self._errors else None
+
+    def take_stray(self) -> tuple[int, bool, InjectedError] | None:
+        with self._lock:
+            return self._strays.popleft() if self._strays else None
 
     def take_delay(self) -> float:
         with self._lock:

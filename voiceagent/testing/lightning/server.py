@@ -22,7 +22,12 @@ from websockets.http11 import Response as WSResponse
 from voiceagent.testing._http import HTTPServer, Request, Response
 from voiceagent.testing._serving import RunsInThread
 from voiceagent.testing.lightning import voices
-from voiceagent.testing.lightning.faults import CONCURRENCY_CODE, CONCURRENCY_MESSAGE, Faults
+from voiceagent.testing.lightning.faults import (
+    CONCURRENCY_CODE,
+    CONCURRENCY_MESSAGE,
+    Faults,
+    InjectedError,
+)
 from voiceagent.testing.lightning.websocket import RESPONSE_IDS, Connection, WebSocketSide
 from voiceagent.testing.lightning.wire import (
     LiveRequest,
@@ -151,13 +156,13 @@ class LightningServer(WebSocketSide, RunsInThread):
             return None
         return key
 
-    def _admit(self, record: RecordedTTSRequest) -> tuple[str, str] | None:
-        """Take an account slot, or say why not (message, code)."""
+    def _admit(self, record: RecordedTTSRequest) -> InjectedError | None:
+        """Take an account slot, or say why not."""
         injected = self.faults.take_error()
         if injected is not None:
-            return injected.message, injected.code
+            return injected
         if self.account_limit and self.active[record.account] >= self.account_limit:
-            return CONCURRENCY_MESSAGE, CONCURRENCY_CODE
+            return InjectedError(CONCURRENCY_MESSAGE, CONCURRENCY_CODE)
         self.active[record.account] += 1
         peak = max(self.peak_active[record.account], self.active[record.account])
         self.peak_active[record.account] = peak
@@ -216,9 +221,9 @@ class LightningServer(WebSocketSide, RunsInThread):
         self.requests.append(record)
         refusal = self._admit(record)
         if refusal is not None:
-            record.status, record.error = "refused", refusal[1]
-            status = 429 if refusal[1] == CONCURRENCY_CODE else 400
-            return http_error(status, refusal[0], refusal[1], retry_after=status == 429)
+            record.status, record.error = "refused", refusal.code
+            status = refusal.http_status
+            return http_error(status, refusal.message, refusal.code, retry_after=status == 429)
         live = LiveRequest(record, 0.0)
         try:
             delay = self.first_byte_ms + self.faults.take_delay()

@@ -24,7 +24,12 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from voiceagent.testing.lightning import voices
-from voiceagent.testing.lightning.faults import CONCURRENCY_CODE, CONCURRENCY_MESSAGE, Faults
+from voiceagent.testing.lightning.faults import (
+    CONCURRENCY_CODE,
+    CONCURRENCY_MESSAGE,
+    Faults,
+    InjectedError,
+)
 from voiceagent.testing.lightning.wire import (
     LiveRequest,
     RecordedTTSRequest,
@@ -87,7 +92,7 @@ class WebSocketSide:
     idle_closes: int
     active: Counter[str]
 
-    def _admit(self, record: RecordedTTSRequest) -> tuple[str, str] | None:
+    def _admit(self, record: RecordedTTSRequest) -> InjectedError | None:
         raise NotImplementedError
 
     def _release(self, live: LiveRequest, status: str) -> None:
@@ -146,7 +151,7 @@ class WebSocketSide:
             return
         key = conn.request_key(parsed)
         if parsed.get("cancel_request") is True:
-            self._cancel(conn, key)
+            self._cancel(conn, key, parsed)
             return
         if key in conn.refused:
             frame = error_frame(None, CONCURRENCY_MESSAGE, CONCURRENCY_CODE)
@@ -161,13 +166,15 @@ class WebSocketSide:
             self.requests.append(record)
             refusal = self._admit(record)
             if refusal is not None:
-                record.status, record.error = "refused", refusal[1]
+                record.status, record.error = "refused", refusal.code
                 conn.refused[key] = record
-                frame = error_frame(None, *refusal)
-                await _send(conn.ws, {**frame, **self._ids(record, str(uuid.uuid4()))})
+                frame = error_frame(None, refusal.message, refusal.code)
+                ids = self._ids(record, str(uuid.uuid4())) if refusal.named else {}
+                await _send(conn.ws, {**frame, **ids})
                 return
             live = LiveRequest(record, self.complete_backoff_default_ms)
             live.drop_after = self.faults.take_drop()
+            live.stray = self.faults.take_stray()
             live.first_byte_ms = self.first_byte_ms + self.faults.take_delay()
             if not live.context:
                 self._new_server_request(live)  # one id for the request's whole life
@@ -177,12 +184,13 @@ class WebSocketSide:
             return  # nothing more for a cancelled request
         live.add(parsed)
 
-    def _cancel(self, conn: Connection, key: str) -> None:
+    def _cancel(self, conn: Connection, key: str, message: dict[str, Any]) -> None:
         """``cancel_request``: no more audio and no ``complete`` for it; its slot is free."""
         live = conn.requests.get(key)
         if live is None or live.released:
             return  # unknown, or already over: a cancel may cross the request's end
         live.cancelled = True
+        live.record.cancel_message = message
         live.scope.cancel()
         self._release(live, "cancelled")
 
@@ -249,6 +257,8 @@ class WebSocketSide:
                 live.dropped = True
                 conn.ws.transport.abort()  # a drop: no close frame, no complete
                 await anyio.sleep_forever()
+            if live.stray is not None and record.chunks >= live.stray[0]:
+                await self._stray_error(conn, live)
             chunk = pcm[start : start + step]
             ids = self._ids(record, live.server_id)
             chunk_end = live.sent_samples + len(chunk) // 2
@@ -266,6 +276,16 @@ class WebSocketSide:
             live.sent_samples = chunk_end
             if self.pace > 0:
                 await anyio.sleep(self.pace * len(chunk) / 2 / rate)
+
+    async def _stray_error(self, conn: Connection, live: LiveRequest) -> None:
+        """An injected error frame that names no request; with ``close``, then a close."""
+        assert live.stray is not None
+        _, close, error = live.stray
+        live.stray = None
+        await _send(conn.ws, error_frame(None, error.message, error.code))
+        if close:
+            await conn.ws.close(1011, "internal error")
+            await anyio.sleep_forever()
 
 
 def _hold_s(live: LiveRequest) -> float | None:

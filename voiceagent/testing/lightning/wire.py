@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import anyio
 
 from voiceagent.testing._http import Response
+from voiceagent.testing.lightning.faults import InjectedError
 
 MODELS = ("lightning_v3.1", "lightning_v3.1_pro")
 SAMPLE_RATES = (8000, 16000, 24000, 44100)
@@ -65,6 +66,7 @@ class RecordedTTSRequest:
     fragments: list[str] = field(default_factory=list)  # the non-empty texts, in order
     context_id: str | None = None  # the continuation form's context
     server_ids: list[str] = field(default_factory=list)
+    cancel_message: dict[str, Any] | None = None  # the cancel_request message, if one came
     messages: list[dict[str, Any]] = field(default_factory=list)  # text/continue/flush
     pieces: list[str] = field(default_factory=list)  # the texts voiced, in order
     accept: str | None = None  # HTTP: the Accept header
@@ -99,6 +101,7 @@ class LiveRequest:
         self.released = False
         self.dropped = False
         self.drop_after: int | None = None
+        self.stray: tuple[int, bool, InjectedError] | None = None
         self.first_byte_ms = 0.0
         self.backoff_ms = backoff_ms
         self.max_buffer_flush_ms = 0.0
