@@ -81,6 +81,20 @@ class PeerServer:
                 found.append(json.loads(line))
         return found
 
+    async def stop(self) -> list[dict[str, Any]]:
+        """Stop the server; every JSON line it printed and nobody read yet."""
+        assert self.process.stdout is not None
+        self.process.terminate()
+        with anyio.fail_after(10):
+            while True:
+                try:
+                    self._buffer += await self.process.stdout.receive()
+                except (anyio.EndOfStream, anyio.ClosedResourceError):
+                    break
+        lines = self._buffer.decode(errors="replace").splitlines()
+        self._buffer = b""
+        return [json.loads(line) for line in lines if line.strip()]
+
 
 @asynccontextmanager
 async def peer_server(script: str, *args: str) -> AsyncIterator[PeerServer]:
