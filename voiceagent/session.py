@@ -3,6 +3,7 @@ barge-in, the idle re-prompt and hang-up, with events for applications and a tra
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import math
@@ -83,6 +84,7 @@ class Session:
         self.reprompt = reprompt
         self.max_duration_s = max_duration_s
         self.transcript_path = Path(transcript) if transcript is not None else None
+        self._transcript = Transcript(self.transcript_path) if self.transcript_path else None
         origin = getattr(transport.output, "origin", None)
         self.clock = clock or SessionClock(origin if isinstance(origin, float) else None)
         self.timeline = Timeline(self.clock, on_event=self._on_timeline_event)
@@ -116,6 +118,16 @@ class Session:
 
     async def run(self) -> None:
         """The whole conversation; returns when it has ended (``self.ended`` says why)."""
+        async with anyio.create_task_group() as writing:  # outlives the call: its last lines
+            if self._transcript is not None:
+                writing.start_soon(self._transcript.run)
+            try:
+                await self._run()
+            finally:
+                if self._transcript is not None:
+                    self._transcript.close()  # the writer ends once it has written the rest
+
+    async def _run(self) -> None:
         send, utterances = anyio.create_memory_object_stream[Utterance](math.inf)
         taker = TurnTaker(
             self.clock,
@@ -285,18 +297,65 @@ class Session:
 
     def _log(self, who: str, text: str, heard: bool, start_ms: float, end_ms: float) -> None:
         """One line of the transcript (JSON lines), appended as it happens."""
-        if self.transcript_path is None:
+        if self._transcript is None:
             return
         line = {"who": who, "text": text, "heard": heard, "start_ms": round(start_ms, 1),
                 "end_ms": round(end_ms, 1)}  # fmt: skip
-        with self.transcript_path.open("a", encoding="utf-8") as file:
-            file.write(json.dumps(line, ensure_ascii=False) + "\n")
+        self._transcript.write(line)
+
+
+class Transcript:
+    """A transcript file of JSON lines, written by its own task through a worker thread in
+    the order they were logged: a slow disk (or a pipe nobody reads) never stalls the event
+    loop. The file is opened once and flushed after each batch of lines."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._send, self._lines = anyio.create_memory_object_stream[str](math.inf)
+
+    def write(self, line: dict[str, Any]) -> None:
+        """Queue one line (never blocks)."""
+        try:
+            self._send.send_nowait(json.dumps(line, ensure_ascii=False) + "\n")
+        except anyio.ClosedResourceError:
+            logger.warning("a transcript line came after the transcript closed: %s", line)
+
+    def close(self) -> None:
+        """No more lines: ``run`` returns once it has written those queued."""
+        self._send.close()
+
+    async def run(self) -> None:
+        # shielded: the last lines of a cancelled session are written too; ``close`` ends it
+        with anyio.CancelScope(shield=True):
+            async with self._lines:
+                try:
+                    file = await anyio.open_file(self.path, "a", encoding="utf-8")
+                except OSError as error:
+                    logger.error("the transcript %s cannot be written: %s", self.path, error)
+                    async for _ in self._lines:
+                        pass  # the call goes on without it
+                    return
+                async with file:
+                    async for text in self._lines:
+                        batch = [text]
+                        while True:  # whatever else is queued goes in the same write
+                            try:
+                                batch.append(self._lines.receive_nowait())
+                            except (anyio.WouldBlock, anyio.EndOfStream):
+                                break
+                        await file.write("".join(batch))
+                        await file.flush()
 
 
 def _unheard(said: str, heard: str) -> str:
-    """What was said but not heard: the words after the heard ones."""
+    """What was said but not heard: the words of ``said`` that ``heard`` does not hold, in
+    order (the tail a barge-in cut, and a phrase the TTS failed in the middle of a turn)."""
     said_words, heard_words = said.split(), heard.split()
-    return " ".join(said_words[len(heard_words) :])
+    matcher = difflib.SequenceMatcher(a=said_words, b=heard_words, autojunk=False)
+    kept = {
+        i for block in matcher.get_matching_blocks() for i in range(block.a, block.a + block.size)
+    }
+    return " ".join(word for i, word in enumerate(said_words) if i not in kept)
 
 
 def _llm_from_environment(agent: Agent) -> ElectronClient:

@@ -41,6 +41,7 @@ class Segment:
     samples_per_char: float = 0.0  # the voice's rate, for the length of a phrase cut short
     cancelled: bool = False
     started: bool = False  # its first sample has played
+    failed: bool = False  # the TTS raised: the rest of the phrase will never be heard
     _chunks: deque[bytes] = field(default_factory=deque, repr=False)
     _done: anyio.Event = field(default_factory=anyio.Event, repr=False)
     _fragments: MemoryObjectSendStream[str] | None = field(default=None, repr=False)
@@ -54,7 +55,10 @@ class Segment:
         """A fragment of the phrase, streamed to the TTS at once (never blocks)."""
         self.text += text
         if self._fragments is not None:
-            self._fragments.send_nowait(text)
+            try:
+                self._fragments.send_nowait(text)
+            except anyio.BrokenResourceError:  # the TTS stopped reading (it failed)
+                self._fragments = None
 
     def end(self) -> None:
         """The phrase is complete: the TTS flushes it."""
@@ -170,6 +174,17 @@ class SpeechQueue:
                     if segment.whole and segment.received and segment.text:
                         chars, samples = self._voiced
                         self._voiced = (chars + len(segment.text), samples + segment.received)
+        except Exception as error:
+            # One phrase is lost, not the call: what of it was made still plays, the rest
+            # counts as unheard (it never played), and the turn goes on to its next phrase.
+            segment.failed = True
+            logger.warning(
+                "TTS failed on segment %d (%r) after %d samples; its words are lost: %s",
+                segment.id,
+                segment.text.strip(),
+                segment.received,
+                error,
+            )
         finally:
             segment.synthesised = True
             segment.end()

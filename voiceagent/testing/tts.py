@@ -32,6 +32,12 @@ class TestTTSRecord:
     cancelled: bool = False
 
 
+class TestTTSError(RuntimeError):
+    """A request failed on purpose (``TestTTS.fail``), as a real TTS's error frame or crash."""
+
+    __test__ = False
+
+
 class TestTTS:
     """``ports.TTS`` with a tone per character: ``ms_per_char`` of audio for each one.
 
@@ -39,7 +45,8 @@ class TestTTS:
     one unbroken tone whose pitch changes per character. The first chunk comes
     ``first_byte_ms`` after the first non-empty fragment; later ones as fast as they are
     made, ``chunk_ms`` long (a fragment's last chunk may be shorter). The audio of a phrase
-    depends only on its text, not on how it was split into fragments.
+    depends only on its text, not on how it was split into fragments. ``fail`` arms an
+    error for requests whose text contains given words.
     """
 
     __test__ = False  # not a pytest test class, despite its name
@@ -57,6 +64,12 @@ class TestTTS:
         self.chunk_samples = max(1, audio.ms_to_samples(chunk_ms, sample_rate))
         self.records: list[TestTTSRecord] = []
         self.closed = False
+        self._failures: list[tuple[str, int]] = []  # (words, chunks served before the error)
+
+    def fail(self, containing: str, *, after_chunks: int = 0) -> None:
+        """Every request whose text contains ``containing`` raises ``TestTTSError`` once it
+        has yielded ``after_chunks`` chunks (0: before any audio), like a TTS's error frame."""
+        self._failures.append((containing, after_chunks))
 
     @property
     def sample_rate(self) -> int:
@@ -73,6 +86,7 @@ class TestTTS:
         record = TestTTSRecord(started_at=time.monotonic())
         self.records.append(record)
         voice = _Voice(self._sample_rate, self.ms_per_char)
+        served = 0
         try:
             async for fragment in fragments:
                 if not fragment:
@@ -82,6 +96,8 @@ class TestTTS:
                     record.first_fragment_at = time.monotonic()
                 pcm = voice.say(fragment)
                 for start in range(0, len(pcm), 2 * self.chunk_samples):
+                    self._maybe_fail(record.text, served)
+                    served += 1
                     await self._pace(record)
                     if record.first_audio_at is None:
                         record.first_audio_at = time.monotonic()
@@ -92,6 +108,11 @@ class TestTTS:
             raise
         finally:
             record.ended_at = time.monotonic()
+
+    def _maybe_fail(self, text: str, served: int) -> None:
+        for words, after_chunks in self._failures:
+            if words in text and served >= after_chunks:
+                raise TestTTSError(f"TestTTS failed {text!r} on purpose after {served} chunks")
 
     async def _pace(self, record: TestTTSRecord) -> None:
         if record.first_audio_at is None and record.first_fragment_at is not None:
