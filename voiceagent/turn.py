@@ -224,10 +224,11 @@ class TurnEngine:
             self._speak(tg, tl, rnd, splitter.finish(), segment)  # what arrived is spoken
             raise
         finally:
-            # no usage chunk: an estimate if the server accepted the request, else nothing
-            estimate = None if rnd.usage_seen or drained else stream.estimated_usage()
-            if estimate is not None:
-                tl.add_usage(estimate.prompt, estimate.completion, 0, estimated=True)
+            # usage the turn did not read: the stream's (an estimate if it never came, and
+            # nothing for a request the server never accepted)
+            usage = None if rnd.usage_seen or drained else stream.usage_to_bill()
+            if usage is not None:
+                tl.add_usage(usage.prompt, usage.completion, usage.cached, usage.estimated)
             tl.mark("llm.end", round=rnd.number)
 
     def _on_event(

@@ -143,15 +143,12 @@ class ElectronStream:
     ) -> None:
         await self._close()
 
-    @property
-    def billable(self) -> bool:
-        """The server accepted an attempt (a 200) and so may bill it. A request never sent
-        (cut while waiting for a slot), never connected, or refused (4xx, 5xx) is not."""
-        return self._answered
-
-    def estimated_usage(self) -> Usage | None:
-        """An estimate (characters / 4, marked estimated) for a request whose usage chunk
-        never came; None when the server never accepted it (nothing to bill)."""
+    def usage_to_bill(self) -> Usage | None:
+        """The server's usage when its usage chunk came; else an estimate (characters / 4,
+        marked estimated) if the server accepted the request (a 200); else None: a request
+        never sent (cut waiting for a slot), never connected, or refused is not billed."""
+        if self.usage is not None:
+            return self.usage
         if not self._answered:
             return None
         body = self._request.get("extra_body") or {}
