@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from typing import Any
 
+import anyio
 import pytest
 from lightning_rig import speak
 from peers.rig import peer_server, peers_python
 
 from voiceagent.adapters.lightning import LightningTTS
+from voiceagent.adapters.pulse import PulseConnectionError, PulseSTT
+from voiceagent.ports import Transcript
 
 
 @pytest.fixture(autouse=True)
@@ -59,3 +63,50 @@ async def test_a_close_after_complete_is_not_retried_as_a_drop() -> None:
     (report,) = reports
     assert report["text"] == "Only once."
     assert hashlib.sha256(heard).hexdigest() == report["sha256"]
+
+
+# -- Pulse -------------------------------------------------------------------------------
+
+SAID = "what is the weather in paris"
+
+
+async def test_the_pulse_adapter_reads_sdk_shaped_transcripts() -> None:
+    # TranscriptionEvent (both transcript and transcription), finalize then close_stream
+    audio = bytes(range(256)) * 125  # 1 s of (non-silent) PCM16 at 16 kHz
+    async with peer_server("sdk_pulse_server.py", "--text", SAID) as server:
+        async with PulseSTT(server.url).stream() as stream:
+            await stream.send_audio(audio)
+            await stream.finalize()
+            first = await _events_until(stream, lambda e: e.is_final)
+            await stream.send_audio(audio)
+            await stream.close()
+            rest = await _events_until(stream, lambda e: e.is_last)
+        (record,) = await server.lines(1)
+    partials = [e for e in first if not e.is_final]
+    assert partials and all(SAID.startswith(p.text) for p in partials)
+    assert first[-1] == Transcript(SAID, is_final=True, from_finalize=True)
+    assert rest[-1] == Transcript(SAID, is_final=True, is_last=True)
+    controls = [m for m in record["received"] if "type" in m]
+    assert controls == [{"type": "finalize"}, {"type": "close_stream"}]
+    assert sum(m.get("audio", 0) for m in record["received"]) >= 2 * len(audio)
+
+
+async def test_the_pulse_adapter_reports_a_refused_model_without_retrying_for_ever() -> None:
+    # stt_error_response.py / speech_to_text client.py: 400 {"error": …} before the upgrade
+    async with peer_server("sdk_pulse_server.py") as server:
+        with anyio.fail_after(30), pytest.raises(PulseConnectionError) as caught:
+            async with PulseSTT(server.url, model="no-such-model").stream() as stream:
+                await stream.send_audio(bytes(3200))
+                await _events_until(stream, lambda e: False)
+    assert "HTTP 400" in str(caught.value) and "missing or unknown model" in str(caught.value)
+
+
+async def _events_until(stream: Any, done: Any) -> list[Transcript]:
+    seen: list[Transcript] = []
+    with anyio.fail_after(15):
+        async for event in stream.events():
+            if isinstance(event, Transcript):
+                seen.append(event)
+                if done(event):
+                    break
+    return seen

@@ -7,6 +7,7 @@ with ``CI=true`` a missing peers venv fails instead: CI must run them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import AsyncIterator
@@ -84,7 +85,8 @@ class PeerServer:
     async def stop(self) -> list[dict[str, Any]]:
         """Stop the server; every JSON line it printed and nobody read yet."""
         assert self.process.stdout is not None
-        self.process.terminate()
+        with contextlib.suppress(ProcessLookupError):
+            self.process.terminate()
         with anyio.fail_after(10):
             while True:
                 try:
@@ -114,7 +116,9 @@ async def peer_server(script: str, *args: str) -> AsyncIterator[PeerServer]:
         server._buffer = rest
         yield server
     finally:
-        process.terminate()
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()
         with anyio.move_on_after(5):
             await process.wait()
         if process.returncode is None:
