@@ -34,7 +34,7 @@ def peers_python() -> Path:
         reason = failed.read_text(errors="replace").strip().splitlines()[-1:] or ["unknown"]
         why = f"peer clients not installed: {reason[0]} (see {PEERS / 'install.log'})"
     else:
-        why = f"peer clients not installed: no {PEERS} (run `make peers`)"
+        why = f"peer clients not installed: no finished install in {PEERS} (run `make peers`)"
     if os.environ.get("CI") == "true":
         pytest.fail(f"{why}; under CI the peers venv must install", pytrace=False)
     pytest.skip(why)
