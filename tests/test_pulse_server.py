@@ -18,7 +18,7 @@ from voiceagent.testing.pulse import PulseServer, UtteranceTable, whisper_availa
 
 async def _exchange(url: str, query: str, pcm: bytes, control: str) -> list[dict[str, object]]:
     received: list[dict[str, object]] = []
-    async with connect(f"{url}?{query}") as ws:
+    async with connect(f"{url}?model=pulse&{query}") as ws:
         for start in range(0, len(pcm), 640):
             await ws.send(pcm[start : start + 640])
         await ws.send(json.dumps({"type": control}))
@@ -46,12 +46,12 @@ async def test_wire_messages_have_pulses_shape() -> None:
 
 async def test_bad_configuration_gets_an_error_frame_then_a_close() -> None:
     async with PulseServer(transcribe="table") as server:
-        async with connect(f"{server.url}?sample_rate=4000&encoding=linear16") as ws:
+        async with connect(f"{server.url}?model=pulse&sample_rate=4000&encoding=linear16") as ws:
             message = json.loads(await ws.recv())
             with pytest.raises(ConnectionClosed):
                 await ws.recv()
             assert ws.close_code == 1003
-    assert message["type"] == "error" and "8000-48000" in message["message"]
+    assert message["type"] == "error" and "8000, 16000, 22050" in message["message"]
 
 
 @needs_espeak

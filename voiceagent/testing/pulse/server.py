@@ -169,13 +169,19 @@ class PulseServer(RunsInThread):
     # -- connections -------------------------------------------------------------------
 
     def _check_upgrade(self, connection: ServerConnection, request: WSRequest) -> WSResponse | None:
+        """Refusals before the upgrade, each an HTTP status with a JSON ``{"error": …}`` body."""
         if request.path.split("?", 1)[0].rstrip("/") != wire.WS_PATH:
-            return connection.respond(404, f"no WebSocket endpoint here; use {wire.WS_PATH}\n")
+            return _refuse(connection, 404, f"no WebSocket endpoint here; use {wire.WS_PATH}")
         if self._api_key is not None:
             scheme, _, key = (request.headers.get("Authorization") or "").partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(key, self._api_key):
-                return connection.respond(401, "invalid or missing API key\n")
-        return None
+                return _refuse(connection, 401, "invalid or missing API key")
+        refusal = self.faults.take_upgrade_refusal()
+        if refusal is not None:
+            echoed = dict(request.headers.raw_items()) if refusal.echo_headers else None
+            return _refuse(connection, refusal.status, "refused (injected)", echoed)
+        reason = wire.model_refusal(request.path)
+        return None if reason is None else _refuse(connection, 400, reason)
 
     def _transcriber(self, language: str) -> Transcriber:
         if self.transcriber_name == "whisper":
@@ -225,7 +231,7 @@ class PulseServer(RunsInThread):
             delay = self.faults.take_final_delay_ms() if final else 0.0
             await send.send((delay, message))
 
-        vad, self.vad_name = make_vad(16000, config.eou_timeout_ms)
+        vad, self.vad_name = make_vad(16000, config.endpointing_timeout_ms or config.eou_timeout_ms)
         session_id = secrets.token_hex(8)
         transcriber = self._transcriber(config.language)
         # whisper re-transcribes the whole utterance for each partial: at most one a second
@@ -268,7 +274,12 @@ class PulseServer(RunsInThread):
                     return
                 if faults.error_after is not None and received > faults.error_after:
                     record.error = faults.error_message
-                    await outbox.send((0.0, wire.error(faults.error_message, "internal")))
+                    frame = (
+                        wire.bare_error(faults.error_message)
+                        if faults.error_bare
+                        else wire.error(faults.error_message, "internal")
+                    )
+                    await outbox.send((0.0, frame))
                     await outbox.send((0.0, (1011, "internal error")))
                     return
                 if isinstance(message, bytes):
@@ -299,7 +310,9 @@ class PulseServer(RunsInThread):
         except ValueError:
             message, kind = {"raw": text}, None
         record.control.append(message if isinstance(message, dict) else {"raw": text})
-        if kind == "finalize":
+        if kind == "keepalive":  # LiveKit's, every 5 s while no audio flows (stt.py:504-514)
+            await outbox.send((0.0, wire.PONG))
+        elif kind == "finalize":
             await session.on_finalize()
         elif kind == "close_stream":
             await session.on_finalize(last=True)
@@ -323,6 +336,18 @@ class PulseServer(RunsInThread):
                 await _send(ws, record, item)
         except ConnectionClosed:
             return
+
+
+def _refuse(
+    connection: ServerConnection, status: int, message: str, echoed: dict[str, str] | None = None
+) -> WSResponse:
+    body = wire.refusal_body(message)
+    if echoed is not None:
+        body["request"] = {"headers": echoed}
+    response = connection.respond(status, json.dumps(body))
+    del response.headers["Content-Type"]
+    response.headers["Content-Type"] = "application/json"
+    return response
 
 
 async def _send(ws: ServerConnection, record: RecordedConnection, message: dict[str, Any]) -> None:
