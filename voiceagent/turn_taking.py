@@ -4,11 +4,13 @@ end of the user's turn), and speech onsets the session may treat as barge-in."""
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 import anyio
+import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectSendStream
 
 from voiceagent import audio
@@ -22,6 +24,11 @@ from voiceagent.session_events import (
 from voiceagent.timeline import SessionClock
 
 logger = logging.getLogger(__name__)
+
+# The most audio held for an STT that is not taking it (a stalled socket, a reconnect): long
+# enough to ride out a reconnect with backoff without losing a word, short enough to bound a
+# call's memory (160 kB at 16 kHz) and the catch-up after it.
+STT_BUFFER_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +49,11 @@ class TurnTaker:
     silence) decides that speech ended; ``end_of_turn_ms`` more of input audio may be
     waited for on top of it (default 0); then the STT is finalized and its final ends the
     turn. Typed text ends a turn at once.
+
+    The VAD sees each frame first and the STT is fed from its own task, so a stalled STT
+    never delays a barge-in. Its backlog holds at most ``stt_buffer_s`` of audio; past that
+    the oldest is dropped (counted in ``stt_dropped_ms``): once the STT is back, the words
+    the user is saying now and the end of their turn matter more than stale audio.
     """
 
     def __init__(
@@ -54,6 +66,7 @@ class TurnTaker:
         end_of_turn_ms: float,
         publish: Callable[[SessionEvent], None],
         on_speech: Callable[[float], None],
+        stt_buffer_s: float = STT_BUFFER_S,
     ) -> None:
         self.clock = clock
         self.input_rate = input_rate
@@ -75,6 +88,13 @@ class TurnTaker:
         self._end_ms: float | None = None
         self._finalize_at: float | None = None  # input ms at which to finalize
         self._finals: list[str] = []
+        self.stt_buffer_s = stt_buffer_s
+        self._feed: _STTFeed | None = None
+
+    @property
+    def stt_dropped_ms(self) -> float:
+        """Audio the STT never got: dropped from a full backlog while it was stalled."""
+        return self._feed.dropped_ms if self._feed is not None else 0.0
 
     @property
     def busy(self) -> bool:
@@ -88,15 +108,19 @@ class TurnTaker:
             stream = await stack.enter_async_context(self.stt.stream()) if self.stt else None
             async with anyio.create_task_group() as tg:
                 if stream is not None:
+                    self._feed = _STTFeed(stream, self.stt_buffer_s * 1000.0)
+                    tg.start_soon(self._feed.run)
                     tg.start_soon(self._read_stt, stream, out)
                 async for item in incoming:
                     if isinstance(item, str):
                         self._typed(item, out)
                     else:
-                        await self._heard(item, stream)
-                # hang-up: what the STT still holds is flushed, then the reader ends
-                if stream is not None:
+                        await self._heard(item)
+                # hang-up: the backlog and what the STT still holds are flushed, then the
+                # reader ends
+                if stream is not None and self._feed is not None:
                     with anyio.move_on_after(5):
+                        await self._feed.drained()
                         await stream.close()
                 tg.cancel_scope.cancel()
 
@@ -109,25 +133,27 @@ class TurnTaker:
         self.publish(UserTranscript(text, True, now))
         out.send_nowait(Utterance(text, now, now, now))
 
-    async def _heard(self, pcm: bytes, stream: STTStream | None) -> None:
+    async def _heard(self, pcm: bytes) -> None:
         duration = audio.samples_to_ms(audio.pcm_samples(pcm), self.input_rate)
         if self._t0 is None:
             self._t0 = self.clock.now_ms() - duration  # the frame's first sample
         self._fed_ms += duration
-        if stream is not None and self._to_stt is not None:
-            await stream.send_audio(self._to_stt.convert(pcm))
-        if self.vad is not None:
+        if self.vad is not None:  # first: a barge-in never waits for the STT
             vad_pcm = self._to_vad.process(pcm) if self._to_vad is not None else pcm
             for event in self.vad.process(vad_pcm):
                 self._speech_event(event)
-        await self._maybe_finalize(stream)
+        if self._feed is not None and self._to_stt is not None:
+            self._feed.audio(self._to_stt.convert(pcm), duration)
+        self._maybe_finalize()
+        await anyio.lowlevel.checkpoint()  # the feed sends the frame now if the STT takes it
 
-    async def _maybe_finalize(self, stream: STTStream | None) -> None:
-        """Finalize the STT once the end of turn is due (checked on audio and on STT events)."""
+    def _maybe_finalize(self) -> None:
+        """Finalize the STT once the end of turn is due (checked on audio and on STT events):
+        queued behind the audio before it."""
         if self._finalize_at is not None and self._fed_ms >= self._finalize_at:
             self._finalize_at = None
-            if stream is not None:
-                await stream.finalize()
+            if self._feed is not None:
+                self._feed.finalize()
 
     def _speech_event(self, event: SpeechStarted | SpeechEnded) -> None:
         at = (self._t0 or 0.0) + event.at_ms
@@ -151,7 +177,7 @@ class TurnTaker:
             if isinstance(event, (SpeechStarted, SpeechEnded)):
                 if self.vad is None:  # the STT's own VAD stands in for ours
                     self._speech_event(event)
-                    await self._maybe_finalize(stream)  # now, not at the next input frame
+                    self._maybe_finalize()  # now, not at the next input frame
                 continue
             assert isinstance(event, Transcript)
             now = self.clock.now_ms()
@@ -171,6 +197,66 @@ class TurnTaker:
             out.send_nowait(Utterance(text, start, end, now))
         else:
             logger.info("a user turn with no words (noise?) was ignored")
+
+
+class _STTFeed:
+    """The STT's input, sent by its own task in order: audio, and a finalize behind the audio
+    before it. Holds at most ``max_ms`` of audio; past that the oldest is dropped, counted."""
+
+    def __init__(self, stream: STTStream, max_ms: float) -> None:
+        self.stream = stream
+        self.max_ms = max_ms
+        self.dropped_ms = 0.0
+        self._queue: deque[tuple[bytes, float] | None] = deque()  # None: finalize
+        self._queued_ms = 0.0
+        self._wake = anyio.Event()
+        self._flushed = anyio.Event()  # set while nothing is queued or being sent
+        self._flushed.set()
+
+    def audio(self, pcm: bytes, ms: float) -> None:
+        self._put((pcm, ms))
+        self._queued_ms += ms
+        while self._queued_ms > self.max_ms:
+            oldest = next(i for i, item in enumerate(self._queue) if item is not None)
+            dropped = self._queue[oldest]
+            del self._queue[oldest]
+            assert dropped is not None
+            if not self.dropped_ms:
+                logger.warning(
+                    "the STT is not taking audio: more than %.1f s is queued, the oldest is "
+                    "dropped",
+                    self.max_ms / 1000,
+                )
+            self._queued_ms -= dropped[1]
+            self.dropped_ms += dropped[1]
+
+    def finalize(self) -> None:
+        self._put(None)
+
+    def _put(self, item: tuple[bytes, float] | None) -> None:
+        self._queue.append(item)
+        if self._flushed.is_set():
+            self._flushed = anyio.Event()
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            if not self._queue:
+                self._flushed.set()
+                self._wake = anyio.Event()
+                await self._wake.wait()
+                continue
+            item = self._queue.popleft()
+            if item is None:
+                await self.stream.finalize()
+            else:
+                self._queued_ms -= item[1]
+                await self.stream.send_audio(item[0])
+
+    async def drained(self) -> None:
+        """Until everything queued has been sent (or dropped)."""
+        while not self._flushed.is_set():
+            await self._flushed.wait()
 
 
 class _Converter:
