@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from voiceagent import NotAvailableYet
+from voiceagent.adapters.pulse_wire import PULSE_RATES
 from voiceagent.ports import STT, TTS
 
 OUTPUT_RATE = 24000  # Hz: every component here can produce it
@@ -25,8 +26,7 @@ _STT_NOT_YET = {"test": SESSIONS_ISSUE}
 ESPEAK_INSTALL = "apt-get install espeak-ng"
 OFFLINE_INSTALL = "pip install 'voiceagent[offline]'"
 PULSE_WS_URL = "wss://api.smallest.ai/waves/v1/stt/live"
-PULSE_RATES = (8000, 48000)  # Hz: what Pulse takes as is
-STT_RATE = 16000  # Hz: whisper's, and Pulse's when the input's own rate is out of range
+STT_RATE = 16000  # Hz: whisper's, and Pulse's when the input's own rate is not one it lists
 # language code -> espeak-ng voice, where the bare code is not the voice people expect
 _ESPEAK_VOICES = {"en": "en-us"}
 
@@ -83,7 +83,9 @@ def from_config(
             return chosen
         note = "--stt and --stt-url choose the STT of --in (speech input); typed turns skip it"
         return dataclasses.replace(chosen, notes=(*chosen.notes, note))
-    rate = input_rate if input_rate and PULSE_RATES[0] <= input_rate <= PULSE_RATES[1] else None
+    # Pulse hears a listed rate as is; other input is resampled to STT_RATE (turn_taking's
+    # _Converter resamples to the STT's rate), never refused
+    rate = input_rate if input_rate in PULSE_RATES else None
     stt_choice, stt_line = _stt(stt, stt_url, language, api_key, env, rate or STT_RATE)
     return dataclasses.replace(chosen, stt=stt_choice, stt_description=stt_line)
 

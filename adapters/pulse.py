@@ -25,15 +25,18 @@ from .pulse_wire import (
     DEFAULT_URL,
     FATAL_CLOSE_CODES,
     MAX_REPLAY_S,
+    PULSE_RATES,
     RECONNECT_DELAYS_S,
     SILENCE_BYTE,
     PulseConcurrencyError,
     PulseConnectionError,
     PulseError,
     PulseServerError,
+    WireLog,
     error_body,
+    error_text,
     query_value,
-    wire_logger,
+    redacted,
 )
 
 logger = logging.getLogger(__name__)
@@ -41,7 +44,8 @@ logger = logging.getLogger(__name__)
 
 class PulseSTT:
     """``ports.STT`` on Pulse. ``encoding``/``sample_rate`` describe the audio you send and are
-    passed through as is (the server never resamples): ``"mulaw"`` at 8000 for phones."""
+    passed through as is (the server never resamples): ``"mulaw"`` at 8000 for phones.
+    ``sample_rate`` is one of ``PULSE_RATES``; resample other audio to one of them first."""
 
     def __init__(
         self,
@@ -61,8 +65,12 @@ class PulseSTT:
             raise ValueError(
                 f"encoding must be one of {sorted(BYTES_PER_SAMPLE)}, not {encoding!r}"
             )
-        if not 8000 <= sample_rate <= 48000:
-            raise ValueError(f"Pulse takes sample rates 8000-48000 Hz, not {sample_rate}")
+        if sample_rate not in PULSE_RATES:
+            listed = ", ".join(map(str, PULSE_RATES))
+            raise ValueError(
+                f"Pulse takes sample rates {listed} Hz, not {sample_rate}: resample the audio "
+                "to one of them (voiceagent.audio.Resampler)"
+            )
         if not 20 <= frame_ms <= 100:
             raise ValueError(f"Pulse takes frames of 20-100 ms, not {frame_ms}")
         self.url = url
@@ -128,6 +136,8 @@ class PulseStream:
 
     def __init__(self, stt: PulseSTT, api_key: str | None) -> None:
         self._stt = stt
+        self._api_key = api_key  # only to mask it in what a server sends back
+        self._wire_log = WireLog(api_key)
         self._tasks: list[asyncio.Task[None]] = []
         self._headers = {"X-Source": "voiceagent"}
         if api_key:
@@ -251,20 +261,19 @@ class PulseStream:
                 additional_headers=self._headers,
                 compression=None,
                 open_timeout=10,
-                logger=wire_logger,
+                logger=self._wire_log,
             )
         except InvalidStatus as error:
-            status = error.response.status_code
+            status, body = error.response.status_code, error_body(error, self._api_key)
             if status == 429:
-                message = f"Pulse refused the stream: HTTP 429 ({error_body(error)})"
+                message = f"Pulse refused the stream: HTTP 429 ({body})"
                 raise PulseConcurrencyError(message) from None
             raise PulseConnectionError(
-                f"Pulse refused the WebSocket upgrade: HTTP {status} ({error_body(error)})", status
+                f"Pulse refused the WebSocket upgrade: HTTP {status} ({body})", status
             ) from None
         except (OSError, WebSocketException, TimeoutError) as error:
-            raise PulseConnectionError(
-                f"cannot reach Pulse at {self._stt.url}: {type(error).__name__}: {error}"
-            ) from None
+            why = redacted(f"{self._stt.url}: {type(error).__name__}: {error}", self._api_key)
+            raise PulseConnectionError(f"cannot reach Pulse at {why}") from None
 
     async def _read(self) -> None:
         try:
@@ -282,7 +291,7 @@ class PulseStream:
                             "Pulse closed the stream with 1008: concurrency limit reached"
                         ) from None
                     if code in FATAL_CLOSE_CODES:
-                        reason = closed.rcvd.reason if closed.rcvd else ""
+                        reason = redacted(closed.rcvd.reason if closed.rcvd else "", self._api_key)
                         raise PulseServerError(f"closed with {code}: {reason}") from None
                 if self._closing and code == 1000:
                     return  # closed after close_stream: the end
@@ -290,7 +299,8 @@ class PulseStream:
         except PulseError as error:
             self._error = error
         except (ValueError, TypeError) as error:  # not JSON, or not the shape Pulse sends
-            self._error = PulseServerError(f"unreadable message from Pulse: {error}")
+            why = redacted(str(error), self._api_key)
+            self._error = PulseServerError(f"unreadable message from Pulse: {why}")
         finally:
             self._send_events.send_nowait(None)
             self._send_events.close()
@@ -314,9 +324,8 @@ class PulseStream:
             else:
                 self._speech_end = round(stream_ms * rate / 1000)
                 self._send_events.send_nowait(SpeechEnded(stream_ms))
-        elif kind == "error":
-            text = message.get("message") or message.get("error") or "unknown error"
-            raise PulseServerError(str(text), message.get("code"))
+        elif isinstance(message, dict) and (text := error_text(message)) is not None:
+            raise PulseServerError(redacted(text, self._api_key), message.get("code"))
         return False
 
     def _on_final(self, from_finalize: bool, last: bool) -> None:
@@ -376,6 +385,7 @@ __all__ = [
     "BYTES_PER_SAMPLE",
     "CONCURRENCY_CLOSE_CODE",
     "DEFAULT_URL",
+    "PULSE_RATES",
     "SILENCE_BYTE",
     "PulseConcurrencyError",
     "PulseConnectionError",

@@ -1,13 +1,20 @@
-"""Pulse's wire facts: encodings and their silence, close codes, reconnect pacing, the typed
-errors, query values, and keeping the key out of websockets' logs."""
+"""Pulse's wire facts: encodings and their silence, sample rates, close codes, reconnect
+pacing, the typed errors, error frames, query values, and keeping the key out of errors and
+of websockets' logs."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from websockets.exceptions import InvalidStatus
+if TYPE_CHECKING:
+    from websockets.exceptions import InvalidStatus
 
 DEFAULT_URL = "wss://api.smallest.ai/waves/v1/stt/live"
+# The rates Smallest lists (LiveKit's plugin, stt.py:176-177); the server never resamples, so
+# audio at another rate is resampled to one of these before it is sent (adapters/config.py).
+PULSE_RATES = (8000, 16000, 22050, 24000, 44100, 48000)
 BYTES_PER_SAMPLE = {"linear16": 2, "linear32": 4, "mulaw": 1, "alaw": 1}
 # Digital silence in each encoding: 0xFF is μ-law's zero, 0xD5 A-law's (0x00 is full scale).
 SILENCE_BYTE = {"linear16": 0x00, "linear32": 0x00, "mulaw": 0xFF, "alaw": 0xD5}
@@ -28,7 +35,8 @@ class PulseConcurrencyError(PulseError):
 
 
 class PulseServerError(PulseError):
-    """Pulse sent ``{"type": "error"}`` (or refused the configuration); ``message`` is its text."""
+    """Pulse sent an error frame, ``{"type": "error", "message": …}`` or a bare ``{"error": …}``
+    (or refused the configuration); ``message`` is its text, the key masked."""
 
     def __init__(self, message: str, code: object = None) -> None:
         super().__init__(f"Pulse error: {message}" + (f" (code {code})" if code else ""))
@@ -47,6 +55,25 @@ def query_value(value: object) -> str:
     return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 
+def error_text(message: Mapping[str, Any]) -> str | None:
+    """The text of an error frame, or None when ``message`` is not one: the public API sends
+    ``{"type": "error", "status", "message"}`` (SDK types/transcription_error_event.py:12-14),
+    a server reached directly a bare ``{"error": "…"}`` (LiveKit stt.py:30, 602-606)."""
+    bare = "error" in message and "transcript" not in message and "transcription" not in message
+    if message.get("type") != "error" and not bare:
+        return None
+    return str(message.get("message") or message.get("error") or "unknown error")
+
+
+def redacted(text: str, api_key: str | None) -> str:
+    """``text`` from a server (a body, a frame, a close reason) with the key and any bearer
+    token masked: a server that echoes the request's headers must not put the key on stderr."""
+    # imported here: voiceagent.llm loads openai, which a stream without errors does not need
+    from voiceagent.llm.redact import redact
+
+    return redact(text, (api_key,))
+
+
 class _RedactBearer(logging.Filter):
     """websockets logs the upgrade's headers at DEBUG level: keep the key out of them."""
 
@@ -63,6 +90,22 @@ wire_logger = logging.getLogger("voiceagent.adapters.pulse.wire")
 wire_logger.addFilter(_RedactBearer())
 
 
-def error_body(error: InvalidStatus) -> str:
+class WireLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """websockets' log of one stream's socket, every line with the stream's key masked (its
+    frames are logged too, and a server's error frame may echo the key)."""
+
+    def __init__(self, api_key: str | None) -> None:
+        super().__init__(wire_logger)
+        self._api_key = api_key
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if self.isEnabledFor(level):
+            text = str(msg) % args if args else str(msg)
+            kwargs.setdefault("stacklevel", 2)
+            self.logger.log(level, "%s", redacted(text, self._api_key), **kwargs)
+
+
+def error_body(error: InvalidStatus, api_key: str | None) -> str:
+    """A refused upgrade's body, short and with the key masked."""
     text = error.response.body.decode("utf-8", "replace").strip() if error.response.body else ""
-    return text[:200] or "no details"
+    return redacted(text, api_key)[:300] or "no details"

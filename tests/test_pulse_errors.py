@@ -13,6 +13,7 @@ from voiceagent.adapters.pulse import (
     PulseServerError,
     PulseSTT,
 )
+from voiceagent.ports import Transcript
 
 
 async def test_close_1008_over_the_concurrency_limit_is_a_concurrency_error() -> None:
@@ -77,3 +78,40 @@ def test_bad_settings_fail_at_construction() -> None:
         PulseSTT(frame_ms=10)
     with pytest.raises(ValueError, match="encoding"):
         PulseSTT(encoding="mp3")
+
+
+async def test_a_bare_error_frame_is_a_server_error_with_its_message() -> None:
+    # LiveKit stt.py:30 "Errors arrive as {"error": "..."}" and 602-606 (a server reached
+    # directly); PROTOCOLS.md: "an error may also arrive as a bare {"error":"…"}"
+    async with table_server() as server:
+        server.faults.error_after(3, "decoder crashed", bare=True)
+        async with PulseSTT(server.url).stream() as stream:
+            for _ in range(5):
+                await stream.send_audio(bytes(640))
+            with pytest.raises(PulseServerError, match="decoder crashed") as caught:
+                with anyio.fail_after(10):
+                    async for _ in stream.events():
+                        pass
+    assert caught.value.message == "decoder crashed"
+    assert server.connections[0].sent == [{"error": "decoder crashed"}]
+    assert len(server.connections) == 1  # an error is not a drop: no reconnect
+
+
+async def test_an_unknown_model_is_a_400_connection_error_with_the_servers_reason() -> None:
+    async with table_server() as server:
+        with pytest.raises(PulseConnectionError, match="model") as caught:
+            async with PulseSTT(server.url, model="pulse-pro").stream():
+                pass
+    assert caught.value.status == 400
+    assert server.connections == []  # refused before the upgrade, and not retried
+
+
+async def test_pulse_2_streams_through_the_adapter() -> None:
+    async with table_server() as server:
+        async with PulseSTT(server.url, model="pulse-2").stream() as stream:
+            await stream.send_audio(bytes(640))
+            await stream.close()
+            with anyio.fail_after(10):
+                events = [event async for event in stream.events()]
+    assert events[-1] == Transcript("", is_final=True, is_last=True)
+    assert server.connections[0].query["model"] == "pulse-2"
