@@ -70,6 +70,14 @@ def test_fail_flag_rejects_non_error_statuses() -> None:
         build_parser().parse_args(["--fail", "200"])
 
 
+def test_pause_after_flag_reads_chunks_and_seconds_and_repeats() -> None:
+    args = build_parser().parse_args(["--pause-after", "1:30", "--pause-after", "2:0.5"])
+    assert args.pause_after == [(1, 30.0), (2, 0.5)]
+    for bad in ("1", "x:1", "-1:2", "1:-2"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["--pause-after", bad])
+
+
 def test_an_unreadable_script_is_a_clear_error(tmp_path: Path) -> None:
     missing = tmp_path / "missing.json"
     result = subprocess.run(

@@ -58,6 +58,15 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         metavar="STATUS,...",
         help="fail the next requests with these statuses, one each, in order (e.g. 502,503,429)",
     )
+    parser.add_argument(
+        "--pause-after",
+        type=_pause,
+        action="append",
+        default=[],
+        metavar="CHUNKS:SECONDS",
+        help="go quiet for SECONDS after CHUNKS SSE events of the next stream (repeatable: "
+        "one stream each; 1:30 = the role chunk, then 30 s of nothing)",
+    )
     parser.add_argument("--ttft-ms", type=float, default=0.0, help="delay before the first token")
     parser.add_argument("--token-ms", type=float, default=0.0, help="delay between tokens")
     parser.add_argument(
@@ -83,6 +92,17 @@ def _statuses(text: str) -> list[int]:
     return statuses
 
 
+def _pause(text: str) -> tuple[int, float]:
+    chunks, sep, seconds = text.partition(":")
+    try:
+        pause = int(chunks), float(seconds)
+    except ValueError:
+        pause = (-1, -1.0)
+    if not sep or pause[0] < 0 or pause[1] < 0:
+        raise argparse.ArgumentTypeError(f"expected CHUNKS:SECONDS like 1:30, not {text!r}")
+    return pause
+
+
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser = build_parser(prog)
     args = parser.parse_args(argv)
@@ -104,6 +124,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     )
     for status in args.fail:
         server.faults.fail_next(1, status=status)
+    for chunks, seconds in args.pause_after:
+        server.faults.pause_after(chunks, seconds=seconds)
     return run_until_signalled(
         functools.partial(_serve, server), parser.prog, f"{args.host}:{args.port}"
     )
