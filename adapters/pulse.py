@@ -324,8 +324,8 @@ class PulseStream:
             else:
                 self._speech_end = round(stream_ms * rate / 1000)
                 self._send_events.send_nowait(SpeechEnded(stream_ms))
-        elif isinstance(message, dict) and (text := error_text(message)) is not None:
-            raise PulseServerError(redacted(text, self._api_key), message.get("code"))
+        elif isinstance(message, dict) and (error := error_text(message)) is not None:
+            raise PulseServerError(redacted(error, self._api_key), message.get("code"))
         return False
 
     def _on_final(self, from_finalize: bool, last: bool) -> None:
