@@ -56,8 +56,12 @@ async def test_livekit_tts_continuations_speak_each_segment_once() -> None:
     # livekit tts.py: SynthesizeStream, use_continuations=True (the default): fragments under
     # a context_id with continue:true, closed by {"text":"","continue":false}; no flush.
     # The fake's defaults (complete 4 s after the audio, then a close): LiveKit ends the
-    # segment 0.6 s after the last frame and never reuses that socket.
-    async with LightningServer(voice="synthetic") as server:
+    # segment 0.6 s after the last frame and never reuses that socket. It closes that socket
+    # and sends the next segment on a new one at once: the fake frees the first request's
+    # account slot only when its handler sees the close, after the client's close returned,
+    # so with the one-request account limit about 1 run in 12 refused the second segment
+    # (concurrency_limit). LiveKit does not queue; the limit is not tested here.
+    async with LightningServer(voice="synthetic", account_limit=0) as server:
         summary = await run_peer("livekit_tts.py", "stream", "--ws-url", server.ws_url)
     sent = summary["wire"]["sent"]
     assert summary["tts_errors"] == [], summary["stderr_tail"]
