@@ -93,6 +93,7 @@ class LightningServer(WebSocketSide, RunsInThread):
         self.last_keepalive: dict[str, Any] | str | None = None
         self.idle_closes = 0
         self.active: Counter[str] = Counter()
+        self.connections_open: set[Connection] = set()
         self.peak_active: Counter[str] = Counter()  # per account
         self._api_key = api_key
         self._port = port
@@ -195,11 +196,13 @@ class LightningServer(WebSocketSide, RunsInThread):
         try:
             async with anyio.create_task_group() as tg:
                 conn = Connection(self.connections, ws, account, tg)
+                self.connections_open.add(conn)
                 await self._receive(conn, timeout)
                 tg.cancel_scope.cancel()
         finally:
-            for live in conn.requests.values() if conn else ():
-                self._release(live, "dropped" if live.dropped else "closed")
+            if conn is not None:
+                self.connections_open.discard(conn)
+                self._release_all(conn)
 
     # -- HTTP --------------------------------------------------------------------------
 

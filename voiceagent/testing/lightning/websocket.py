@@ -22,6 +22,7 @@ import anyio
 from anyio.abc import TaskGroup
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from voiceagent.testing.lightning import voices
 from voiceagent.testing.lightning.faults import (
@@ -91,6 +92,7 @@ class WebSocketSide:
     last_keepalive: dict[str, Any] | str | None
     idle_closes: int
     active: Counter[str]
+    connections_open: set[Connection]
 
     def _admit(self, record: RecordedTTSRequest) -> InjectedError | None:
         raise NotImplementedError
@@ -122,6 +124,7 @@ class WebSocketSide:
                 try:
                     message = await conn.ws.recv()
                 except ConnectionClosed:
+                    self._release_all(conn)  # now, not once this socket's tasks unwind
                     return
             if idle.cancelled_caught:
                 self.idle_closes += 1
@@ -136,6 +139,18 @@ class WebSocketSide:
                 self._keepalive(message)  # the bare-space form
                 continue
             await self._on_message(conn, message)
+
+    def _sweep_closing(self) -> None:
+        """Free the slots held on sockets whose close handshake has begun. websockets'
+        ``recv`` raises only once TCP is down, and a client (LiveKit) that closed one socket
+        sends its next request on another as soon as the close is answered."""
+        for conn in list(self.connections_open):
+            if conn.ws.state is not State.OPEN:
+                self._release_all(conn)
+
+    def _release_all(self, conn: Connection) -> None:
+        for live in conn.requests.values():
+            self._release(live, "dropped" if live.dropped else "closed")
 
     def _keepalive(self, message: dict[str, Any] | str) -> None:
         self.keepalives += 1  # it only resets the idle timer
@@ -164,6 +179,7 @@ class WebSocketSide:
             context = parsed.get("context_id")
             record.context_id = context if isinstance(context, str) and context else None
             self.requests.append(record)
+            self._sweep_closing()
             refusal = self._admit(record)
             if refusal is not None:
                 record.status, record.error = "refused", refusal.code
