@@ -238,3 +238,23 @@ async def test_the_transcript_is_written_off_the_event_loop_in_order(tmp_path: P
         ("user", "Are you open today?"),
         ("agent", "Yes, from noon."),
     ]
+
+
+async def test_repeated_lightning_drops_cost_one_phrase_not_the_call() -> None:
+    from voiceagent.adapters.lightning import LightningTTS
+    from voiceagent.testing.lightning import LightningServer
+
+    async with LightningServer(voice="synthetic") as server:
+        server.faults.drop_after(0, times=20)  # more than any retry budget
+        async with LightningTTS(server.ws_url) as tts:
+
+            async def caller(
+                session: Session, send: Lines, events: AsyncIterator[SessionEvent]
+            ) -> None:
+                await says("What's on tonight?")(session, send, events)
+
+            first = await call(caller, MENU, tts=tts)
+    (turn,) = [e.result for e in first.of(TurnEnded)]
+    assert first.session.ended == "hang_up" and turn.reason == "completed"
+    assert turn.heard == ""  # nothing could be spoken: the turn ended quietly, the call did not
+    validate_messages(first.history)
