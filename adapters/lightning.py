@@ -59,7 +59,9 @@ class LightningTTS:
     One instance = one session = one socket, opened lazily and reopened transparently when
     the server closes it. Fragments go out as they arrive (``continue: true``), the phrase
     ends with ``flush: true``, audio is decoded as it arrives. A segment ends at its
-    ``complete`` or when a later segment's first chunk arrives on the socket. A small task
+    ``complete`` or when a later segment's first chunk arrives on the socket; frames are
+    routed by ``external_request_id``, then ``request_id``, then the socket's one live
+    request, and a cut segment sends ``cancel_request`` for its request. A small task
     group owned by the instance (started lazily, ended by ``aclose``) reads the socket,
     sends keepalives and pumps each phrase's fragments.
     """
