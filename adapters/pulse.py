@@ -151,7 +151,9 @@ class PulseStream:
         self._replay: deque[tuple[int, bytes]] = deque()  # (start sample, frame)
         self._finalize_marks: deque[int] = deque()  # sample clock at each unanswered finalize
         self._socket_base = 0  # stream sample of the current socket's first sample
-        self._speech_end: int | None = None  # stream sample of the last speech_ended
+        self._speech_end: int | None = None  # stream sample of this utterance's speech_ended
+        self._in_speech = False  # between speech_started and speech_ended
+        self._prune_at_speech_end = False  # a final came before its utterance's speech_ended
         self._closing = False
         self._last_audio = anyio.current_time()
         # fast_acquire: a free lock is taken without a trip through the event loop (an
@@ -320,9 +322,13 @@ class PulseStream:
         if kind in ("speech_started", "speech_ended"):
             stream_ms = (self._socket_base * 1000 / rate) + float(message.get("timestamp", 0)) * 1e3
             if kind == "speech_started":
+                self._speech_end, self._in_speech = None, True
                 self._send_events.send_nowait(SpeechStarted(stream_ms))
             else:
-                self._speech_end = round(stream_ms * rate / 1000)
+                self._speech_end, self._in_speech = round(stream_ms * rate / 1000), False
+                if self._prune_at_speech_end:
+                    self._prune_at_speech_end = False
+                    self._drop_replay_before(self._speech_end)
                 self._send_events.send_nowait(SpeechEnded(stream_ms))
         elif isinstance(message, dict) and (error := error_text(message)) is not None:
             raise PulseServerError(redacted(error, self._api_key), message.get("code"))
@@ -337,6 +343,10 @@ class PulseStream:
             self._drop_replay_before(self._finalize_marks.popleft())
         elif self._speech_end is not None:
             self._drop_replay_before(self._speech_end)
+        elif self._in_speech:
+            # The endpointing final comes before its speech_ended (the same silence window
+            # fires both): the utterance's end is known at the speech_ended that follows.
+            self._prune_at_speech_end = True
         else:
             # No vad_events: nothing says where the utterance ended, so all audio sent so far
             # is taken as covered (speech begun within a round trip of a drop may be lost).
@@ -360,7 +370,7 @@ class PulseStream:
 
     async def _replay_to_new_socket(self) -> None:
         self._socket_base = self._replay[0][0] if self._replay else self._sent_samples
-        self._speech_end = None
+        self._speech_end, self._in_speech, self._prune_at_speech_end = None, False, False
         marks = deque(self._finalize_marks)
         for start, frame in list(self._replay):
             while marks and marks[0] <= start:

@@ -234,12 +234,6 @@ async def test_pipecat_stt_transcribes_finalizes_and_keeps_alive(tmp_path: Path)
 
 
 @needs_espeak
-@pytest.mark.xfail(
-    strict=True,
-    reason="the Pulse fake sends speech_ended before the endpointing final; LiveKit opens a "
-    "new turn on a final with words (stt.py _process_stream_event -> _start_speech), so "
-    "it sees START, END, START, FINAL and the second turn stays open",
-)
 async def test_livekit_stt_sees_one_turn_per_utterance(tmp_path: Path) -> None:
     # livekit stt.py: speech_started/speech_ended are the turn's bounds ("END_OF_SPEECH
     # still follows the VAD"), and endpointing_timeout_ms defaults to 300 "so the server's

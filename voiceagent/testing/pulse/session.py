@@ -57,13 +57,17 @@ class StreamSession:
                 if self.config.vad_events:
                     await self.emit(wire.vad_event("speech_started", event.at_ms), False)
                 continue
-            if self.config.vad_events:
-                await self.emit(wire.vad_event("speech_ended", event.at_ms), False)
+            # The endpointing final comes before speech_ended: both fire on the same silence
+            # window, and LiveKit's plugin (stt.py, _process_stream_event) opens a turn on
+            # any final with words and closes it on speech_ended, so a final after the end
+            # would open a phantom second turn against the real service.
             start, self._speech = self._speech, None
             if self.config.endpointing and self._heard and start is not None:
                 end = at + _PAD
                 text = await self.transcriber.final(self._slice(start - _PAD, end))
                 await self._final(text, end)
+            if self.config.vad_events:
+                await self.emit(wire.vad_event("speech_ended", event.at_ms), False)
         if self._speech is not None and self.position - self._last_partial_at >= self.partial_every:
             self._last_partial_at = self.position
             text = await self.transcriber.partial(self._slice(self._speech - _PAD, self.position))
