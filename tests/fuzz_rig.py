@@ -18,8 +18,9 @@ import asyncio
 import functools
 import json
 import math
+import sys
 import time
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterator
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
@@ -157,7 +158,9 @@ class LLMFault:
     """A fault of the Electron fake, armed for the session's ``request``-th LLM request."""
 
     request: int  # 1-based, in the order the engine asks
-    kind: str  # "fail" (``times`` × ``status``), "cut" (after ``chunks`` SSE events), "stall"
+    # "fail" (``times`` × ``status``), "cut" (after ``chunks`` SSE events), "stall" (the
+    # headers ``seconds`` late), "pause" (quiet for ``seconds`` after ``chunks`` events)
+    kind: str
     status: int = 503
     times: int = 1
     chunks: int = 0
@@ -170,15 +173,18 @@ class LLMFault:
             faults.cut_after(self.chunks)
         elif self.kind == "stall":
             faults.stall_next(seconds=self.seconds)
+        elif self.kind == "pause":
+            faults.pause_after(self.chunks, seconds=self.seconds)
         else:
             raise ValueError(self.kind)
 
 
 @dataclass(frozen=True)
 class TTSFault:
-    """The session's ``segment``-th TTS request fails after ``after`` audio chunks."""
+    """Every TTS request whose phrase contains ``words`` fails after ``after`` audio chunks
+    (``TestTTS.fail``: a TTS's error frame, a crashed synthesiser)."""
 
-    segment: int
+    words: str
     after: int
 
 
@@ -279,33 +285,6 @@ class _Tap:
         return pcm
 
 
-class TTSFailure(RuntimeError):
-    """What FlakyTTS raises (as an adapter's own error would be: a RuntimeError)."""
-
-
-class FlakyTTS(TestTTS):
-    """TestTTS whose ``fault.segment``-th request fails after ``fault.after`` audio chunks
-    (at its end if it has fewer). TTS is our plug point: a fault here is a TTS's fault."""
-
-    def __init__(self, fault: TTSFault | None) -> None:
-        super().__init__(RATE, first_byte_ms=1, ms_per_char=MS_PER_CHAR)
-        self.fault = fault
-        self.calls = 0
-        self.failed: list[int] = []  # which requests failed (1-based: the segment's id)
-
-    async def synthesize(self, fragments: AsyncIterable[str]) -> AsyncIterator[bytes]:
-        self.calls += 1
-        number, fault, chunks = self.calls, self.fault, 0
-        async for pcm in super().synthesize(fragments):
-            if fault is not None and number == fault.segment and chunks >= fault.after:
-                break
-            chunks += 1
-            yield pcm
-        if fault is not None and number == fault.segment:
-            self.failed.append(number)
-            raise TTSFailure(f"injected: TTS request {number} failed after {chunks} chunks")
-
-
 def chunk_kind(chunk: Any) -> str:
     if not chunk.choices:
         return "chunk.usage"
@@ -339,12 +318,13 @@ class Outcome:
     case: Case
     session: Session
     server: ElectronServer
-    tts: FlakyTTS
+    tts: TestTTS
     speaker: CountingSpeaker
     turns: list[Turn] = field(default_factory=list)
     results: list[Any] = field(default_factory=list)  # each TurnEnded's TurnResult
     in_flight_at_end: int = 0
     tasks_left: list[str] = field(default_factory=list)
+    unclosed: list[str] = field(default_factory=list)  # async generators never closed
 
 
 async def converse(case: Case, server: ElectronServer) -> Outcome:
@@ -386,7 +366,9 @@ async def converse(case: Case, server: ElectronServer) -> Outcome:
 
     speaker = CountingSpeaker(lambda: observe("audio.block"))
     send, lines = anyio.create_memory_object_stream[str](math.inf)
-    tts = FlakyTTS(case.tts_fault)
+    tts = TestTTS(RATE, first_byte_ms=1, ms_per_char=MS_PER_CHAR)
+    if case.tts_fault is not None:
+        tts.fail(case.tts_fault.words, after_chunks=case.tts_fault.after)
     session = Session(
         Agent(instructions="You book tables.", tools=TOOLS, temperature=0),
         ConsoleTransport(speaker, lines=lines),
@@ -447,26 +429,59 @@ async def converse(case: Case, server: ElectronServer) -> Outcome:
             if isinstance(happened, TurnEnded):
                 outcome.results.append(happened.result)
 
+    before = set(asyncio.all_tasks())
+    libraries: set[asyncio.Task[Any]] = set()
+    hooks = sys.get_asyncgen_hooks()
+
+    def finalizer(agen: Any) -> None:  # an async generator dropped without being closed
+        frame = agen.ag_frame
+        where = f"{frame.f_code.co_filename}:{frame.f_lineno}" if frame else "?"
+        tasks = set(asyncio.all_tasks())
+        assert hooks.finalizer is not None
+        hooks.finalizer(agen)  # asyncio closes it in a task of its own
+        if "site-packages" in where:  # openai's and httpx's SSE readers are left to the GC
+            libraries.update(set(asyncio.all_tasks()) - tasks)
+        else:
+            outcome.unclosed.append(f"{agen.__qualname__} at {where}")
+
+    sys.set_asyncgen_hooks(firstiter=hooks.firstiter, finalizer=finalizer)
+    try:
+        await _run(session, listen, caller)
+    finally:
+        sys.set_asyncgen_hooks(*hooks)
+    outcome.in_flight_at_end = session.engine.executor.in_flight
+    await anyio.lowlevel.checkpoint()
+    outcome.tasks_left = sorted(
+        f"{t.get_name()} ({_where(t)})"
+        for t in set(asyncio.all_tasks()) - before - libraries
+        if not _server_task(t)
+    )
+    server.faults.clear()
+    return outcome
+
+
+async def _run(session: Session, listen: Any, caller: Any) -> None:
+    """The session, the caller and the events' listener, until the session ends."""
     calling = anyio.CancelScope()
 
     async def call() -> None:
         with calling:
             await caller()
 
-    before = set(asyncio.all_tasks())
     with anyio.fail_after(EXAMPLE_TIMEOUT_S):
         async with anyio.create_task_group() as tg:
             tg.start_soon(listen)
             tg.start_soon(call)
             await session.run()
             calling.cancel()  # the agent hung up: the caller's later turns never come
-    outcome.in_flight_at_end = session.engine.executor.in_flight
-    await anyio.lowlevel.checkpoint()
-    outcome.tasks_left = sorted(
-        t.get_name() for t in set(asyncio.all_tasks()) - before if not _server_task(t)
-    )
-    server.faults.clear()
-    return outcome
+
+
+def _where(task: asyncio.Task[Any]) -> str:
+    """What a task runs and where it waits, to find whose it is."""
+    frames = task.get_stack()
+    at = f"{frames[-1].f_code.co_filename}:{frames[-1].f_lineno}" if frames else "not started"
+    coro = task.get_coro()  # an unclosed async generator's aclose() when GC finalised it
+    return f"{getattr(coro, '__qualname__', type(coro).__name__)} at {at}"
 
 
 def _server_task(task: asyncio.Task[Any]) -> bool:
@@ -553,7 +568,7 @@ def check(outcome: Outcome) -> None:
     for turn in outcome.turns:
         note(f"turn {turn.index + 1} observed: {turn.observed}")
         note(f"turn {turn.index + 1} cut at: {turn.cut_at}; requests {turn.requests}")
-    note(f"executions: {EXECUTIONS}; TTS failed: {outcome.tts.failed}")
+    note(f"executions: {EXECUTIONS}")
     note("history:\n" + "\n".join(json.dumps(m) for m in history))
 
     # The API's rules, for the history and for every request the engine sent.
@@ -602,15 +617,16 @@ def check(outcome: Outcome) -> None:
             assert call_id in finishes and answer == RESULTS[name].format(ref)
 
     # Nothing left running but abandoned sync tools, which still hold their slots.
-    assert not outcome.tasks_left
+    assert not outcome.tasks_left, f"tasks left running: {outcome.tasks_left}"
+    assert not outcome.unclosed, f"async generators never closed: {outcome.unclosed}"
     abandoned = [c for c in calls if calls[c][0] in SYNC and answers[c] == CANCELLED]
     assert outcome.in_flight_at_end <= len(abandoned)
     if abandoned:
         event("abandoned a sync tool")
     if case.llm_fault is not None:
         event(f"LLM fault: {case.llm_fault.kind}")
-    if outcome.tts.failed:
-        event("a TTS request failed")
+    if case.tts_fault is not None:
+        event("TTS fault")
 
 
 def check_turn(
@@ -660,11 +676,14 @@ def check_turn(
         assert reason == "cancelled"
     elif hung_up(outcome, turn):
         goodbye = [h for h in segments if h.text == GOODBYE]
-        if not set(outcome.tts.failed) & {h.segment for h in goodbye}:
+        fault = outcome.case.tts_fault
+        if fault is None or fault.words not in GOODBYE:  # else it failed: never heard whole
             assert goodbye and all(h.played == h.total for h in goodbye), "no goodbye heard"
     elif reason == "error":
         fault = outcome.case.llm_fault
-        assert fault is not None and fault.request in turn.requests
+        # armed as the engine opens request N, it hits the next request sent (N itself, or
+        # a later one when a barge-in before N was open meant N was never sent)
+        assert fault is not None and max(turn.requests) >= fault.request
         assert APOLOGY in result.said, "a failed turn said no apology"
     else:
         assert reason == "completed"
