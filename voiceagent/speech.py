@@ -157,7 +157,9 @@ class SpeechQueue:
         mark(segment, "tts.request")
         carry = b""  # an odd byte of a chunk: the first half of the next chunk's first sample
         try:
-            async with fragments, _closing(self.tts.synthesize(_texts(fragments))) as audio:
+            # the receive stream itself, not a generator over it: a generator cut mid-phrase
+            # would be left for the garbage collector to close, in a task of no owner
+            async with fragments, _closing(self.tts.synthesize(fragments)) as audio:
                 async for pcm in audio:
                     if segment.cancelled:
                         break
@@ -296,11 +298,6 @@ async def _closing(audio: AsyncIterator[bytes]) -> AsyncIterator[AsyncIterator[b
         aclose = getattr(audio, "aclose", None)
         if aclose is not None:
             await aclose()
-
-
-async def _texts(fragments: MemoryObjectReceiveStream[str]) -> AsyncIterator[str]:
-    async for text in fragments:
-        yield text
 
 
 def mark(segment: Segment, kind: str, *, at_ms: float | None = None, **attrs: object) -> None:
