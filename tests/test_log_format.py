@@ -33,3 +33,10 @@ def test_a_task_group_error_is_named_by_the_error_inside_it() -> None:
 def test_at_debug_the_traceback_is_kept() -> None:
     line = BriefFormatter(verbose=True).format(record_of(ValueError("bad")))
     assert "Traceback" in line and "ValueError: bad" in line
+
+
+def test_a_message_is_one_line_whatever_a_value_from_the_wire_holds() -> None:
+    record = logging.LogRecord("x", logging.WARNING, __file__, 1, "call %s started",
+                               ("CA1\nWARNING forged\x1b[31m",), None)  # fmt: skip
+    line = BriefFormatter(verbose=False).format(record)
+    assert line == "WARNING x: call CA1\\x0aWARNING forged\\x1b[31m started"

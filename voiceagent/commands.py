@@ -18,6 +18,7 @@ from voiceagent import NotAvailableYet
 from voiceagent.agent import Agent
 from voiceagent.agent_ref import AgentRefError
 from voiceagent.llm import LLMEndpoint
+from voiceagent.wire_text import printable
 
 LOG_ENV = "VOICEAGENT_LOG"  # e.g. VOICEAGENT_LOG=info; debug also shows tracebacks
 INTERRUPTED = 130  # the shell's code for a process ended by Ctrl-C (128 + SIGINT)
@@ -98,7 +99,8 @@ def first_leaf(error: BaseException) -> BaseException:
 class BriefFormatter(logging.Formatter):
     """Tracebacks only at DEBUG; otherwise a record's exception is one line of gist: the first
     real error, not the task group around it ("unhandled errors in a TaskGroup" says nothing
-    of what failed in a call)."""
+    of what failed in a call). A message is always one line: a control character in it
+    (a newline, ESC from a value off the wire that a log call let through) is escaped."""
 
     def __init__(self, verbose: bool) -> None:
         super().__init__("%(levelname)s %(name)s: %(message)s")
@@ -112,6 +114,10 @@ class BriefFormatter(logging.Formatter):
             record.args = None
             record.exc_info = None
             record.exc_text = None
+        message = record.getMessage()
+        if (safe := printable(message, None)) != message:
+            record = logging.makeLogRecord(record.__dict__)
+            record.msg, record.args = safe, None
         return super().format(record)
 
 
