@@ -1,11 +1,9 @@
 """The websocket server a carrier's media stream dials: one ``PhoneTransport`` per call, the
-carrier by path or detected, ``GET /health``, Twilio's signature check and a graceful drain."""
+carrier by path or detected, ``GET /health``, each carrier's upgrade check (``phone_auth``) and
+a graceful drain."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import logging
 import time
@@ -22,6 +20,7 @@ from websockets.protocol import State
 
 from voiceagent.adapters import carriers, twilio
 from voiceagent.adapters.carriers import Serializer
+from voiceagent.adapters.phone_auth import PhoneAuth, SignatureConfigError, twilio_signature
 from voiceagent.adapters.phone_transport import PhoneTransport
 
 logger = logging.getLogger(__name__)
@@ -35,28 +34,21 @@ HARD_MAX_BYTES = 1024 * 1024  # beyond this the socket itself is closed (1009)
 LOGGED_PER_CALL = 5  # malformed messages logged per call; all of them are counted
 
 RunCall = Callable[[PhoneTransport], Awaitable[None]]
-
-
-class SignatureConfigError(ValueError):
-    """An auth token without the public URL its signatures are computed over."""
-
-
-def twilio_signature(auth_token: str, url: str) -> str:
-    """Twilio's request signature for a URL without POST parameters (the stream's upgrade)."""
-    digest = hmac.new(auth_token.encode(), url.encode(), hashlib.sha1).digest()
-    return base64.b64encode(digest).decode("ascii")
+__all__ = ["PhoneAuth", "PhoneServer", "SignatureConfigError", "twilio_signature"]
 
 
 class PhoneServer:
     """Serves calls on ``host:port``: each connection's ``start`` makes a ``PhoneTransport``
     that ``run_call`` runs (a ``Session`` of the agent); the socket closes when it returns.
 
-    With ``auth_token`` every upgrade must carry ``X-Twilio-Signature`` for ``public_url`` +
-    path (403 otherwise). With ``max_calls``, an upgrade beyond that many calls in progress
-    gets 503 (``Retry-After: 1``): the calls up already keep their voice, and the carrier
-    goes on to the call's next instruction (another server, a message). Malformed or unknown
-    messages are counted in ``malformed`` and logged, never fatal. ``drain()`` stops
-    accepting and lets the calls in progress end.
+    With ``auth`` (or just ``auth_token``, Twilio's) configured, every upgrade must pass its
+    carrier's check (403 otherwise; a carrier with no check is closed); on "/" the carrier
+    detected must be one whose check the upgrade passed (else close 1008). With
+    ``max_calls``, an upgrade beyond that many calls in progress gets 503 (``Retry-After:
+    1``): the calls up already keep their voice, and the carrier goes on to the call's next
+    instruction (another server, a message). Malformed or unknown messages are counted in
+    ``malformed`` and logged, never fatal. ``drain()`` stops accepting and lets the calls in
+    progress end.
     """
 
     def __init__(
@@ -67,6 +59,7 @@ class PhoneServer:
         port: int = 8080,
         public_url: str | None = None,
         auth_token: str | None = None,
+        auth: PhoneAuth | None = None,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
         start_timeout_s: float = 10.0,
         dtmf_text: bool = False,
@@ -77,15 +70,10 @@ class PhoneServer:
             raise ValueError(f"max_calls must be at least 1, not {max_calls}")
         if carrier is not None and carrier not in carriers.SERIALIZERS:
             raise ValueError(f"unknown carrier {carrier!r} (one of {', '.join(carriers.CARRIERS)})")
-        if auth_token and not public_url:
-            raise SignatureConfigError(
-                "TWILIO_AUTH_TOKEN is set but --public-url is not: the signature Twilio sends "
-                "is computed over the public URL it dials (e.g. wss://bot.example.com)"
-            )
+        self.auth = auth or PhoneAuth(public_url, twilio_auth_token=auth_token)
         self.run_call = run_call
         self.host, self.port = host, port
         self.public_url = public_url.rstrip("/") if public_url else None
-        self.auth_token = auth_token or None
         self.max_message_bytes = max_message_bytes
         self.start_timeout_s = start_timeout_s
         self.dtmf_text = dtmf_text
@@ -97,7 +85,6 @@ class PhoneServer:
         self.refused: Counter[int] = Counter()  # HTTP status -> upgrades refused
         self._server: Server | None = None
         self._connections: set[ServerConnection] = set()
-        self._unsigned: set[ServerConnection] = set()  # on "/": refused if it turns out Twilio
         self._admitted: set[ServerConnection] = set()  # upgrades let through, not yet calls
         self._idle = anyio.Event()
         self._idle.set()
@@ -132,6 +119,8 @@ class PhoneServer:
             max_size=HARD_MAX_BYTES,
         )
         self.port = self._server.sockets[0].getsockname()[1]
+        if not self.auth.enabled:
+            logger.warning("%s: anyone who finds this server can call it", self.auth.describe())
 
     async def idle(self) -> None:
         """Until no call is in progress."""
@@ -167,16 +156,10 @@ class PhoneServer:
             response = self._refuse(connection, 503, f"busy: {self.max_calls} calls in progress")
             response.headers["Retry-After"] = "1"
             return response
-        carrier = self.carrier_for(path)
-        if self.auth_token is not None and carrier in ("twilio", None):
-            if carrier is None and "X-Twilio-Signature" not in request.headers:
-                self._unsigned.add(connection)  # fine unless the call turns out to be Twilio's
-                return None
-            expected = twilio_signature(self.auth_token, f"{self.public_url}{request.path}")
-            given = request.headers.get("X-Twilio-Signature", "")
-            if not hmac.compare_digest(given.encode(), expected.encode()):
-                logger.warning("refused %s: missing or wrong X-Twilio-Signature", path)
-                return self._refuse(connection, 403, "missing or wrong X-Twilio-Signature")
+        refusal = self.auth.refusal(self.carrier_for(path), request.path, request.headers)
+        if refusal is not None:  # on "/" the carrier detected is checked again (_first_start)
+            logger.warning("refused %s: %s", path, refusal)
+            return self._refuse(connection, 403, refusal)
         if self.max_calls is not None:
             self._admitted.add(connection)
         return None
@@ -204,7 +187,6 @@ class PhoneServer:
                 await self._call(connection, PhoneTransport(start, origin=time.monotonic(),
                                  dtmf_text=self.dtmf_text, serializer=serializer))  # fmt: skip
         finally:
-            self._unsigned.discard(connection)
             self.calls -= 1
             self._connections.discard(connection)
             if self.calls == 0:
@@ -228,8 +210,8 @@ class PhoneServer:
                         serializer = _detect(message, len(waiting))
                         if serializer is None:
                             continue
-                        if serializer.name == "twilio" and connection in self._unsigned:
-                            await self._refuse_unsigned(connection)
+                        if not self._authenticated(connection, serializer.name):
+                            await self._refuse_unsigned(connection, serializer.name)
                             return None
                     messages, waiting = waiting or [message], []
                     for frame in (f for m in messages for f in self._parse(serializer, m)):
@@ -242,10 +224,17 @@ class PhoneServer:
         logger.warning("no start message within %.0f s: closing", self.start_timeout_s)
         return None
 
-    async def _refuse_unsigned(self, connection: ServerConnection) -> None:
-        logger.warning("refused a Twilio call on /: missing X-Twilio-Signature")
+    def _authenticated(self, connection: ServerConnection, carrier: str) -> bool:
+        """Whether the upgrade of a call on "/" passes the check of the carrier detected."""
+        request = connection.request
+        return request is not None and self.auth.allows(carrier, request.path, request.headers)
+
+    async def _refuse_unsigned(self, connection: ServerConnection, carrier: str) -> None:
+        methods = self.auth.methods(carrier)
+        reason = f"missing or wrong {' or '.join(methods)}" if methods else f"{carrier}: closed"
+        logger.warning("refused a %s call on /: %s", carrier, reason)
         self.refused[403] += 1
-        await connection.close(1008, "missing X-Twilio-Signature")
+        await connection.close(1008, reason)
 
     async def _call(self, connection: ServerConnection, transport: PhoneTransport) -> None:
         start = transport.start

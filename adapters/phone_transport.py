@@ -18,10 +18,13 @@ from voiceagent.adapters.carriers import Serializer, TwilioSerializer
 from voiceagent.adapters.carriers.frames import decode
 from voiceagent.adapters.line_clock import LineClock
 from voiceagent.adapters.mailbox import Mailbox
+from voiceagent.wire_text import printable
 
 logger = logging.getLogger(__name__)
 
 FRAME_MS = 40  # outbound: a media message per 40 ms (the caller's come in 20 ms frames)
+UNKNOWN_MARK_LOG_EVERY_S = 10.0  # after the first, a call's unknown-mark warnings this often
+DTMF_KEYS = frozenset("0123456789*#ABCD")  # a keypad's; anything else from the wire is dropped
 
 
 class SpokenSegment(Protocol):
@@ -98,6 +101,9 @@ class PhoneSpeaker:
         self._playing: ports.AudioSource | None = None  # what play() is sending
         self._k = 0  # the next frame's index on the session clock
         self._played: anyio.Event | None = None  # set when no mark is outstanding
+        self.unknown_marks = 0  # echoed but never sent (or twice): counted, logged sparingly
+        self._unknown_unlogged = 0
+        self._unknown_logged_at: float | None = None
 
     @property
     def sample_rate(self) -> int:
@@ -197,13 +203,35 @@ class PhoneSpeaker:
             self.cleared.append(name)
             return
         if name not in self._line:
-            logger.warning("mark %r echoed but never sent (or echoed twice): ignored", name)
+            self._unknown_mark(name)
             return
         while self._line.popleft() != name:
             pass
         self._anchor = time.monotonic()
         self.confirmed.append(name)
         self._check_played()
+
+    def _unknown_mark(self, name: str) -> None:
+        """The first logged; then a count at most every ``UNKNOWN_MARK_LOG_EVERY_S`` and at
+        the call's end (``report_unknown_marks``): thousands of them are a few log lines."""
+        self.unknown_marks += 1
+        self._unknown_unlogged += 1
+        now = time.monotonic()
+        if self._unknown_logged_at is None:
+            logger.warning("mark %s echoed but never sent (or echoed twice): ignored",
+                           printable(name))  # fmt: skip
+        elif now - self._unknown_logged_at >= UNKNOWN_MARK_LOG_EVERY_S:
+            self.report_unknown_marks()
+        else:
+            return
+        self._unknown_unlogged, self._unknown_logged_at = 0, now
+
+    def report_unknown_marks(self) -> None:
+        """Log the unknown marks not logged yet (the call is ending, or it is time)."""
+        if self._unknown_unlogged:
+            logger.warning("%d more marks echoed but never sent (or echoed twice), %d in the "
+                           "call: ignored", self._unknown_unlogged, self.unknown_marks)  # fmt: skip
+            self._unknown_unlogged = 0
 
     def interrupt(self) -> None:
         """Barge-in: ``clear`` Twilio's buffer; what the caller heard is corrected now.
@@ -298,6 +326,7 @@ class PhoneTransport:
         self.on_dtmf = on_dtmf
         self.goodbye_timeout_s = goodbye_timeout_s
         self.digits: list[str] = []  # every key pressed in the call
+        self.bad_keys = 0  # DTMF "keys" no keypad has (the first logged)
         self._keyed: list[str] = []  # keys not yet sent on as text
         self._keyed_at = 0.0
         self.hung_up = False
@@ -347,6 +376,11 @@ class PhoneTransport:
             self.hang_up()
 
     def _key(self, digit: str) -> None:
+        if digit not in DTMF_KEYS:  # it would reach the model as the caller's words
+            if not self.bad_keys:
+                logger.warning("a DTMF key no keypad has: %s: ignored", printable(digit))
+            self.bad_keys += 1
+            return
         self.digits.append(digit)
         if self.on_dtmf is not None:
             self.on_dtmf(digit)
@@ -380,6 +414,7 @@ class PhoneTransport:
 
     def hang_up(self) -> None:
         """The caller is gone: ``incoming()`` ends, and nothing more is sent."""
+        self.speaker.report_unknown_marks()
         self._flush_audio()
         self.hung_up = True
         self._inbox.close()
@@ -424,6 +459,7 @@ class PhoneTransport:
 
     async def aclose(self) -> None:
         """End the call from our side once Twilio has played what was sent (the goodbye)."""
+        self.speaker.report_unknown_marks()
         if not self.hung_up:
             with anyio.move_on_after(self.goodbye_timeout_s):
                 await self.speaker.wait_played()

@@ -33,6 +33,7 @@ from voiceagent.llm import LLMEndpoint, resolve_llm_endpoint
 
 if TYPE_CHECKING:
     from voiceagent.adapters.config import Components
+    from voiceagent.adapters.phone_auth import PhoneAuth
     from voiceagent.adapters.phone_transport import PhoneTransport
     from voiceagent.ports import STT, VAD
     from voiceagent.session import Session
@@ -99,6 +100,7 @@ def prepare(args: argparse.Namespace, env: Mapping[str, str]) -> PhoneSetup:
     agent = with_overrides(load_agent(args.agent), args)
     if args.public_url:
         stream_url(args.public_url)  # checked now, not at the first call
+    phone_auth(args, env)  # so are the credentials
     folder = Path(args.timeline) if args.timeline else None
     if args.max_calls is not None and args.max_calls < 1:
         raise PhoneError(f"--max-calls {args.max_calls}: at least 1 (leave it out for no limit)")
@@ -111,6 +113,14 @@ def prepare(args: argparse.Namespace, env: Mapping[str, str]) -> PhoneSetup:
     lines = [components.description, components.stt_description or ""]
     endpoint = resolve_llm_endpoint(args.llm_url, args.api_key, env)
     return PhoneSetup(agent, args, env, endpoint, components.stt, "\n".join(lines), folder)
+
+
+def phone_auth(args: argparse.Namespace, env: Mapping[str, str]) -> PhoneAuth:
+    """The calls' authentication from the environment (phone_auth.ENV), over --public-url."""
+    from voiceagent.adapters.phone_auth import PhoneAuth
+
+    public = stream_url(args.public_url).removesuffix("/twilio") if args.public_url else None
+    return PhoneAuth.from_env(env, public)
 
 
 def _components(
@@ -149,7 +159,7 @@ async def serve(setup: PhoneSetup) -> int:
             public_url=stream_url(args.public_url).removesuffix("/twilio")
             if args.public_url
             else None,
-            auth_token=setup.environ.get("TWILIO_AUTH_TOKEN", "").strip() or None,
+            auth=phone_auth(args, setup.environ),
             dtmf_text=args.dtmf_text,
             carrier=getattr(args, "carrier", None),  # "/" speaks it instead of detecting
             max_calls=getattr(args, "max_calls", None),
@@ -162,8 +172,7 @@ async def serve(setup: PhoneSetup) -> int:
             gc.collect()
             gc.freeze()
             print(server.url, flush=True)  # the first stdout line: where to dial
-            check = "on" if server.auth_token else "off (TWILIO_AUTH_TOKEN not set)"
-            print(f"serving calls; signature check {check}; GET /health", file=sys.stderr)
+            print(f"serving calls; {server.auth.describe()}; GET /health", file=sys.stderr)
             async for signum in signals:
                 print(f"{signal.Signals(signum).name}: draining {server.calls} call(s), "
                       f"up to {args.drain_s:.0f} s", file=sys.stderr, flush=True)  # fmt: skip
