@@ -14,6 +14,7 @@ from voiceagent.adapters.carriers.frames import (
     Start,
     Stop,
     UnknownEvent,
+    UnsupportedStart,
 )
 from voiceagent.adapters.carriers.twilio import (
     ENCODING,
@@ -39,6 +40,7 @@ __all__ = [
     "Stop",
     "TwilioSerializer",
     "UnknownEvent",
+    "UnsupportedStart",
     "clear",
     "mark",
     "media",

@@ -8,7 +8,16 @@ import binascii
 import json
 from typing import Any, ClassVar
 
-from voiceagent.adapters.carriers.frames import Frame, FrameError, Start, encode
+from voiceagent.adapters.carriers.frames import (
+    MAX_RATE,
+    MIN_RATE,
+    SAMPLE_RATE,
+    Frame,
+    FrameError,
+    Start,
+    UnsupportedStart,
+    encode,
+)
 
 Message = str  # every carrier here takes JSON text frames
 _SLOT = "<<payload>>"  # where the base64 goes in a media message's template (no base64 char)
@@ -29,6 +38,7 @@ class Serializer:
     def __init__(self) -> None:
         self.start: Start | None = None
         self.stream_id = ""  # the start's, once parsed: what we send carries it
+        self.ignored_starts = 0  # starts after the first: dropped, they change nothing
         self.codec = "PCMU"  # outbound; a carrier may follow what its start announces
         # A call sends 50 media messages a second: each is a template filled with its base64,
         # and a frame of silence is built once (bench/phone_load.py, the profile's top items).
@@ -41,12 +51,23 @@ class Serializer:
         return False
 
     def parse(self, message: str | bytes) -> list[Frame]:
-        """The frames one inbound message yields (none while a reorder window holds it)."""
-        frames = self.frames(load(message, self.name))
-        for frame in frames:
-            if isinstance(frame, Start):
-                self.start, self.stream_id = frame, frame.stream_sid
-        return frames
+        """The frames one inbound message yields (none while a reorder window holds it).
+
+        The first ``start`` is the call's; any later one is dropped and counted in
+        ``ignored_starts`` (it would switch the stream id in what we send)."""
+        try:
+            frames = self.frames(load(message, self.name))
+        except UnsupportedStart:
+            if self.start is None:
+                raise
+            self.ignored_starts += 1  # a later start, unusable too: ignored like any other
+            return []
+        if self.start is None:
+            self.start = next((f for f in frames if isinstance(f, Start)), None)
+            self.stream_id = self.start.stream_sid if self.start is not None else ""
+        kept = [f for f in frames if not isinstance(f, Start) or f is self.start]
+        self.ignored_starts += len(frames) - len(kept)
+        return kept
 
     def frames(self, data: dict[str, Any]) -> list[Frame]:
         raise NotImplementedError
@@ -102,11 +123,20 @@ def dumps(message: dict[str, Any]) -> Message:
     return json.dumps(message, separators=(",", ":"))
 
 
+def loads(text: str | bytes) -> Any:
+    """``json.loads``, with JSON nested deeper than the parser recurses (``[[[…]]]`` under
+    the size cap) a ``ValueError`` like any other bad JSON, not a ``RecursionError``."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
 def load(message: str | bytes, carrier: str) -> dict[str, Any]:
     if isinstance(message, bytes):
         raise FrameError(f"a binary frame ({carrier} sends only JSON text)")
     try:
-        data = json.loads(message)
+        data = loads(message)
     except ValueError as error:
         raise FrameError(f"not JSON: {error}") from error
     if not isinstance(data, dict):
@@ -152,6 +182,18 @@ def int_or_none(value: object) -> int | None:
         return None
 
 
+def sample_rate(value: object, key: str) -> int:
+    """A start's announced rate: absent is the line's 8 kHz; anything but a whole number of
+    Hz from ``MIN_RATE`` to ``MAX_RATE`` refuses the call (``UnsupportedStart``)."""
+    if value in (None, ""):
+        return SAMPLE_RATE
+    rate = int_or_none(value)
+    if rate is None or not MIN_RATE <= rate <= MAX_RATE:
+        shown = repr(value)[:40]
+        raise UnsupportedStart(f"{key} {shown} is not a rate from {MIN_RATE} to {MAX_RATE} Hz")
+    return rate
+
+
 def first(*values: object) -> str:
     """The first non-empty value as a string ('' if none): ids appear in several places."""
     return next((str(v) for v in values if v not in (None, "")), "")
@@ -161,7 +203,7 @@ def parameters(value: object) -> dict[str, str]:
     """Custom parameters as an object, a JSON object string, or ``k=v,k=v`` (Plivo)."""
     if isinstance(value, str) and value.strip():
         try:
-            value = json.loads(value)
+            value = loads(value)
         except ValueError:
             pairs = (item.split("=", 1) for item in str(value).split(",") if "=" in item)
             return {k.strip(): v.strip() for k, v in pairs}

@@ -14,7 +14,6 @@ from typing import Any
 from voiceagent.adapters.carriers import base
 from voiceagent.adapters.carriers.base import Message, Serializer, dumps
 from voiceagent.adapters.carriers.frames import (
-    SAMPLE_RATE,
     Cleared,
     Connected,
     Dtmf,
@@ -74,7 +73,7 @@ class ExotelSerializer(Serializer):
             tracks=("inbound",),
             custom_parameters=base.parameters(body.get("custom_parameters")),
             encoding=str(fmt.get("encoding", "base64")),
-            sample_rate=base.int_or_none(fmt.get("sample_rate")) or SAMPLE_RATE,
+            sample_rate=base.sample_rate(fmt.get("sample_rate"), "sample_rate"),
             channels=base.int_or_none(fmt.get("channels")) or 1,
             codec="L16",
         )

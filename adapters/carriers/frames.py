@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from voiceagent import audio
 
 SAMPLE_RATE = 8000  # Hz: the line's rate, both ways, unless a carrier's start says otherwise
+MIN_RATE, MAX_RATE = 8000, 48000  # Hz: the rates carriers announce (8, 16, 24 kHz) and more
 CODECS = ("PCMU", "PCMA", "L16")  # μ-law, A-law, 16-bit linear PCM (little-endian here)
 
 
@@ -17,6 +18,11 @@ class FrameError(ValueError):
 
 class UnknownEvent(FrameError):
     """A well-formed message whose ``event`` we do not know (carriers add new ones)."""
+
+
+class UnsupportedStart(FrameError):
+    """A ``start`` announcing what we cannot serve (a sample rate no carrier uses): the call
+    is refused, not run on a guess."""
 
 
 @dataclass(frozen=True, slots=True)

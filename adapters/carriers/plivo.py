@@ -13,7 +13,6 @@ from typing import Any
 from voiceagent.adapters.carriers import base
 from voiceagent.adapters.carriers.base import Message, Serializer, dumps
 from voiceagent.adapters.carriers.frames import (
-    SAMPLE_RATE,
     Cleared,
     Dtmf,
     Frame,
@@ -82,7 +81,7 @@ class PlivoSerializer(Serializer):
             tracks=tuple(str(t) for t in tracks) if isinstance(tracks, list) else (),
             custom_parameters=base.parameters(data.get("extra_headers")),
             encoding=encoding,
-            sample_rate=base.int_or_none(fmt.get("sampleRate")) or SAMPLE_RATE,
+            sample_rate=base.sample_rate(fmt.get("sampleRate"), "sampleRate"),
             channels=base.int_or_none(fmt.get("channels")) or 1,
             codec=self.codec,
         )

@@ -14,7 +14,6 @@ from voiceagent.adapters.carriers import base
 from voiceagent.adapters.carriers.base import Message, Serializer, dumps
 from voiceagent.adapters.carriers.frames import (
     CODECS,
-    SAMPLE_RATE,
     Connected,
     Dtmf,
     Frame,
@@ -130,7 +129,7 @@ class TelnyxSerializer(Serializer):
             tracks=(str(body.get("tracks", "inbound")),),
             custom_parameters=base.parameters(body.get("custom_parameters")),
             encoding=encoding,
-            sample_rate=base.int_or_none(fmt.get("sample_rate")) or SAMPLE_RATE,
+            sample_rate=base.sample_rate(fmt.get("sample_rate"), "sample_rate"),
             channels=base.int_or_none(fmt.get("channels")) or 1,
             codec=codec,
         )

@@ -87,7 +87,7 @@ def _start(data: dict[str, Any]) -> Start:
         tracks=tuple(str(t) for t in tracks) if isinstance(tracks, list) else (),
         custom_parameters=base.parameters(body.get("customParameters")),
         encoding=str(fmt.get("encoding", ENCODING)),
-        sample_rate=base.int_or_none(fmt.get("sampleRate")) or SAMPLE_RATE,
+        sample_rate=base.sample_rate(fmt.get("sampleRate"), "sampleRate"),
         channels=base.int_or_none(fmt.get("channels")) or 1,
     )
 
