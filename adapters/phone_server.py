@@ -22,6 +22,7 @@ from voiceagent.adapters import carriers, twilio
 from voiceagent.adapters.carriers import Serializer
 from voiceagent.adapters.phone_auth import PhoneAuth, SignatureConfigError, twilio_signature
 from voiceagent.adapters.phone_transport import PhoneTransport
+from voiceagent.wire_text import printable
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +159,7 @@ class PhoneServer:
             return response
         refusal = self.auth.refusal(self.carrier_for(path), request.path, request.headers)
         if refusal is not None:  # on "/" the carrier detected is checked again (_first_start)
-            logger.warning("refused %s: %s", path, refusal)
+            logger.warning("refused %s: %s", printable(path), refusal)
             return self._refuse(connection, 403, refusal)
         if self.max_calls is not None:
             self._admitted.add(connection)
@@ -239,7 +240,8 @@ class PhoneServer:
     async def _call(self, connection: ServerConnection, transport: PhoneTransport) -> None:
         start = transport.start
         carrier = transport.speaker.serializer.name
-        logger.info("%s call %s started (stream %s)", carrier, start.call_sid, start.stream_sid)
+        sid = printable(start.call_sid)  # ids from the wire: escaped on every log line
+        logger.info("%s call %s started (stream %s)", carrier, sid, printable(start.stream_sid))
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._read, connection, transport)
             async with anyio.create_task_group() as talking:
@@ -247,11 +249,11 @@ class PhoneServer:
                 try:
                     await self.run_call(transport)
                 except Exception:
-                    logger.exception("call %s failed", start.call_sid)
+                    logger.exception("call %s failed", sid)
                 finally:
                     await transport.aclose()
             tg.cancel_scope.cancel()  # everything sent: stop listening, close the socket
-        logger.info("call %s ended", start.call_sid)
+        logger.info("call %s ended", sid)
 
     async def _read(self, connection: ServerConnection, transport: PhoneTransport) -> None:
         serializer = transport.speaker.serializer
@@ -292,7 +294,7 @@ class PhoneServer:
     def _malformed(self, reason: str, detail: str) -> None:
         self.malformed[reason] += 1
         if sum(self.malformed.values()) <= LOGGED_PER_CALL * max(1, self.calls_served):
-            logger.warning("skipped an inbound message (%s): %s", reason, detail)
+            logger.warning("skipped an inbound message (%s): %s", reason, printable(detail))
 
 
 def _detect(message: str | bytes, seen: int) -> Serializer | None:

@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import gc
 import json
+import logging
 import os
 import signal
 import sys
@@ -30,6 +31,7 @@ from voiceagent.commands import (
 )
 from voiceagent.heap import trimming
 from voiceagent.llm import LLMEndpoint, resolve_llm_endpoint
+from voiceagent.wire_text import file_in, one_line, printable
 
 if TYPE_CHECKING:
     from voiceagent.adapters.config import Components
@@ -42,6 +44,8 @@ PROG = "voiceagent phone"
 PHONE_RATE = 8000  # Hz: the line's; Lightning and Pulse are asked for it, so nothing resamples
 LOOP_LAG_ENV = "VOICEAGENT_LOOP_LAG_FILE"  # opt-in: event-loop lag and task count, for bench/
 LAG_TICK_S = 0.010
+
+logger = logging.getLogger(__name__)
 
 
 class PhoneError(ValueError):
@@ -188,36 +192,43 @@ async def _call(setup: PhoneSetup, base_url: str, transport: PhoneTransport) -> 
     from voiceagent.session import Session
     from voiceagent.session_events import TurnEnded
 
-    call_sid = transport.start.call_sid or transport.start.stream_sid
+    call_id = transport.start.call_sid or transport.start.stream_sid  # as the carrier sent it
+    call_sid = printable(call_id)  # what stdout and stderr show of it: one inert line
     tts = _components(setup.args, setup.environ, setup.agent, need_stt=False).tts
     agent = setup.agent
     client = ElectronClient(base_url, setup.endpoint.api_key, model=agent.model)
     session = Session(agent, transport, setup.stt, tts, _vad(), llm=client,
                       max_duration_s=setup.args.max_call_s)  # fmt: skip
-    transport.on_dtmf = lambda digit: print(f"{call_sid} DTMF {digit}", file=sys.stderr)
+    transport.on_dtmf = lambda key: print(f"{call_sid} DTMF {printable(key)}", file=sys.stderr)
     print(f"{call_sid} call started", file=sys.stderr, flush=True)
 
     async def watch() -> None:
         async for event in session.events():
             if isinstance(event, TurnEnded):
-                print(f"{call_sid} {' '.join(event.result.heard.split())}", flush=True)
-                _write_timeline(setup, session, call_sid)
+                print(f"{call_sid} {one_line(event.result.heard)}", flush=True)
+                _write_timeline(setup, session, call_id)
 
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(watch)
             await session.run()
     finally:
-        _write_timeline(setup, session, call_sid)
+        _write_timeline(setup, session, call_id)
         if tts is not None:
             with anyio.CancelScope(shield=True):
                 await tts.aclose()
         print(f"{call_sid} call ended ({session.ended})", file=sys.stderr, flush=True)
 
 
-def _write_timeline(setup: PhoneSetup, session: Session, call_sid: str) -> None:
-    if setup.timeline_dir is not None and session.timeline.turns:
-        session.timeline.write_json(setup.timeline_dir / f"{call_sid}.json")
+def _write_timeline(setup: PhoneSetup, session: Session, call_id: str) -> None:
+    """The call's timeline as ``DIR/<its id made a safe file name>.json``; a file that
+    cannot be written is logged, and the call goes on."""
+    if setup.timeline_dir is None or not session.timeline.turns:
+        return
+    try:
+        session.timeline.write_json(file_in(setup.timeline_dir, call_id, ".json"))
+    except (OSError, ValueError) as error:
+        logger.warning("call %s: the timeline is not written: %s", printable(call_id), error)
 
 
 @asynccontextmanager
