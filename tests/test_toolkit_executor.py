@@ -350,3 +350,22 @@ async def test_a_call_that_cannot_get_a_slot_within_its_timeout_fails_with_a_mes
     later = ToolCall("c3", "quick")
     await executor.run(later)  # the slot came back when the hung thread ended
     assert later.content == "quick" and executor.in_flight == 0
+
+
+async def test_a_result_that_cannot_be_encoded_is_logged_and_answered_with_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    @tool
+    def loops() -> dict[str, object]:
+        """A result that refers to itself."""
+        result: dict[str, object] = {}
+        result["self"] = result
+        return result
+
+    call = ToolCall("call_7", "loops")
+    with caplog.at_level("WARNING", logger="voiceagent.toolkit"):
+        await ToolExecutor(ToolRegistry([loops])).run(call)
+    assert call.state is ToolCallState.FAILED
+    assert call.content is not None and "could not be encoded" in call.content
+    (record,) = [r for r in caplog.records if "encoded" in r.getMessage()]
+    assert "call_7" in record.getMessage() and "loops" in record.getMessage()

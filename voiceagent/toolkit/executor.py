@@ -170,7 +170,14 @@ class ToolExecutor:
         try:
             content = encode_result(result)
         except Exception as exc:
-            call.fail(f"the result could not be encoded as JSON: {describe_exception(exc)}")
+            # The tool ran (its effects happened); only its answer is lost: say so in the log,
+            # and tell the model plainly rather than leave it to guess.
+            logger.warning("tool call %s (%s): its result (%s) could not be encoded as JSON",
+                           call.id, call.name, type(result).__name__, exc_info=True)  # fmt: skip
+            call.fail(
+                f"the tool ran, but its result ({type(result).__name__}) could not be encoded "
+                f"as JSON: {describe_exception(exc)}"
+            )
             return
         call.finish(truncate(content, self.result_cap))
 
