@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from types import TracebackType
+from urllib.parse import urlsplit
 
 import anyio
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -19,7 +20,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from voiceagent.adapters import carriers, twilio
-from voiceagent.adapters.carriers import Serializer
+from voiceagent.adapters.carriers import Serializer, base
 from voiceagent.adapters.phone_auth import PhoneAuth, SignatureConfigError, twilio_signature
 from voiceagent.adapters.phone_transport import PhoneTransport
 from voiceagent.wire_text import printable
@@ -33,6 +34,12 @@ DETECT_MESSAGES = 4  # undetected messages on "/" before Twilio (the historic de
 MAX_MESSAGE_BYTES = 64 * 1024  # a Twilio message is well under 2 KB; larger ones are dropped
 HARD_MAX_BYTES = 1024 * 1024  # beyond this the socket itself is closed (1009)
 LOGGED_PER_CALL = 5  # malformed messages logged per call; all of them are counted
+# Carriers send connected and start right after the upgrade: 5 s is many round trips, and
+# a socket that never starts holds a place among the pending ones for no longer than that.
+START_TIMEOUT_S = 5.0
+MIN_PENDING = 16  # with --max-calls N, sockets not started yet: at most max(16, 2 N)
+CLOSE_TIMEOUT_S = 2.0  # aclose(): how long peers have to answer our close, all at once
+ABORT_GRACE_S = 0.5  # then their sockets are dropped; handlers still running are cancelled
 
 RunCall = Callable[[PhoneTransport], Awaitable[None]]
 __all__ = ["PhoneAuth", "PhoneServer", "SignatureConfigError", "twilio_signature"]
@@ -62,31 +69,43 @@ class PhoneServer:
         auth_token: str | None = None,
         auth: PhoneAuth | None = None,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
-        start_timeout_s: float = 10.0,
+        start_timeout_s: float = START_TIMEOUT_S,
         dtmf_text: bool = False,
         carrier: str | None = None,
         max_calls: int | None = None,
+        max_pending: int | None = None,
     ) -> None:
         if max_calls is not None and max_calls < 1:
             raise ValueError(f"max_calls must be at least 1, not {max_calls}")
+        if max_pending is not None and max_pending < 1:
+            raise ValueError(f"max_pending must be at least 1, not {max_pending}")
+        if not start_timeout_s > 0:
+            raise ValueError(f"start_timeout_s must be positive, not {start_timeout_s}")
         if carrier is not None and carrier not in carriers.SERIALIZERS:
             raise ValueError(f"unknown carrier {carrier!r} (one of {', '.join(carriers.CARRIERS)})")
         self.auth = auth or PhoneAuth(public_url, twilio_auth_token=auth_token)
         self.run_call = run_call
         self.host, self.port = host, port
         self.public_url = public_url.rstrip("/") if public_url else None
+        # behind a reverse proxy that keeps it, calls arrive under the public URL's path
+        self.prefix = urlsplit(self.public_url).path if self.public_url else ""
         self.max_message_bytes = max_message_bytes
         self.start_timeout_s = start_timeout_s
         self.dtmf_text = dtmf_text
         self.carrier = carrier  # what "/" speaks instead of detecting
         self.max_calls = max_calls
-        self.calls = 0  # in progress
+        if max_pending is None and max_calls is not None:
+            max_pending = max(MIN_PENDING, 2 * max_calls)
+        self.max_pending = max_pending  # sockets let in whose start has not come yet
+        self.calls = 0  # in progress: started, not ended
         self.calls_served = 0
         self.malformed: Counter[str] = Counter()  # reason -> messages
-        self.refused: Counter[int] = Counter()  # HTTP status -> upgrades refused
+        # HTTP status -> upgrades refused; a start refused (close 1013 busy, 1003 a rate no
+        # carrier uses) counts under the status it stands for (503, 415)
+        self.refused: Counter[int] = Counter()
         self._server: Server | None = None
         self._connections: set[ServerConnection] = set()
-        self._admitted: set[ServerConnection] = set()  # upgrades let through, not yet calls
+        self._pending: set[ServerConnection] = set()  # upgrades let through, not started
         self._idle = anyio.Event()
         self._idle.set()
 
@@ -95,9 +114,24 @@ class PhoneServer:
         """The call URL to dial locally, e.g. ``ws://127.0.0.1:8080/twilio``."""
         return f"ws://{self.host}:{self.port}/{self.carrier or 'twilio'}"
 
+    @property
+    def pending(self) -> int:
+        """Connections let in whose ``start`` has not come yet (a failed handshake leaves)."""
+        self._pending = {c for c in self._pending if c.state is not State.CLOSED}
+        return len(self._pending)
+
     def carrier_for(self, path: str) -> str | None:
         """The carrier a call path forces (None: detect it from the first messages)."""
-        return CALL_PATHS.get(path.split("?", 1)[0]) or self.carrier
+        return CALL_PATHS.get(self.route(path).split("?", 1)[0]) or self.carrier
+
+    def route(self, path: str) -> str:
+        """``path`` (query kept) without the public URL's path prefix when it starts with it:
+        ``/voice/twilio`` and ``/twilio`` are one call path, whether a proxy strips it or not."""
+        prefix = self.prefix
+        if prefix and path.startswith(prefix) and path[len(prefix) : len(prefix) + 1] in "/?":
+            rest = path[len(prefix) :]
+            return rest if rest.startswith("/") else "/" + rest
+        return path
 
     async def __aenter__(self) -> PhoneServer:
         await self.start()
@@ -128,48 +162,73 @@ class PhoneServer:
         await self._idle.wait()
 
     async def drain(self, timeout_s: float) -> None:
-        """Stop accepting (new connections are refused), let calls finish for up to
-        ``timeout_s``, then end the rest (close 1001, "going away")."""
+        """Stop accepting (new connections are refused), let calls finish, then end the rest
+        (``aclose``): all within ``timeout_s``, whose last part (``CLOSE_TIMEOUT_S``, at most
+        half) is kept for the closes."""
         if self._server is None:
             return
+        deadline = anyio.current_time() + timeout_s
         self._server.close(close_connections=False)
-        with anyio.move_on_after(timeout_s):
+        with anyio.move_on_after(timeout_s - min(CLOSE_TIMEOUT_S, timeout_s / 2)):
             await self._idle.wait()
-        await self.aclose()
+        await self.aclose(max(0.0, deadline - anyio.current_time()))
 
-    async def aclose(self) -> None:
+    async def aclose(self, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
+        """Stop accepting and end every connection within about ``timeout_s``: all are sent a
+        close (1001, "going away") at once; the sockets of peers that have not answered near
+        the deadline are dropped, and handlers still running after that are cancelled."""
         if self._server is None:
             return
-        self._server.close(close_connections=False)
-        for connection in list(self._connections):
-            await connection.close(1001, "server shutting down")
-        await self._server.wait_closed()
+        server = self._server
+        server.close(close_connections=False)
+        grace = min(ABORT_GRACE_S, timeout_s / 4)
+        with anyio.move_on_after(timeout_s - grace):
+            async with anyio.create_task_group() as closing:
+                for connection in list(self._connections):
+                    closing.start_soon(connection.close, 1001, "server shutting down")
+            await server.wait_closed()
+        stuck = [c for c in self._connections if c.state is not State.CLOSED]
+        for connection in stuck:
+            connection.transport.abort()  # never answered the close: no more waiting on it
+        with anyio.move_on_after(grace):
+            await server.wait_closed()
+        handlers = [task for task in server.handler_tasks if not task.done()]
+        if stuck or handlers:
+            logger.warning("shutdown: dropped %d connection(s) that did not answer the close, "
+                           "cancelled %d handler(s)", len(stuck), len(handlers))  # fmt: skip
+        for task in handlers:
+            task.cancel()
+        with anyio.move_on_after(ABORT_GRACE_S):
+            await server.wait_closed()
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        path = request.path.split("?", 1)[0]
-        if path == "/health":
-            return _json(connection, {"status": "ok", "calls": self.calls})
+        routed = self.route(request.path)  # signed in full: public URL (its prefix) + this
+        path = routed.split("?", 1)[0]
+        if path == "/health":  # calls: started ones; pending: let in, no start yet
+            return _json(connection, {"status": "ok", "calls": self.calls, "pending": self.pending})
         if path not in CALL_PATHS:
             paths = ", ".join(CALL_PATHS)
             return self._refuse(connection, 404, f"no calls on {path}: dial one of {paths}")
-        if self.max_calls is not None and self._full():
-            logger.warning("refused a call: %d in progress (--max-calls)", self.max_calls)
-            response = self._refuse(connection, 503, f"busy: {self.max_calls} calls in progress")
+        if (busy := self._busy()) is not None:
+            logger.warning("refused a call: %s", busy)
+            response = self._refuse(connection, 503, f"busy: {busy}")
             response.headers["Retry-After"] = "1"
             return response
-        refusal = self.auth.refusal(self.carrier_for(path), request.path, request.headers)
+        refusal = self.auth.refusal(self.carrier_for(path), routed, request.headers)
         if refusal is not None:  # on "/" the carrier detected is checked again (_first_start)
             logger.warning("refused %s: %s", printable(path), refusal)
             return self._refuse(connection, 403, refusal)
-        if self.max_calls is not None:
-            self._admitted.add(connection)
+        self._pending.add(connection)
         return None
 
-    def _full(self) -> bool:
-        """``max_calls`` are in progress, counting upgrades let through that are not calls
-        yet (a burst of upgrades must not all pass); a failed handshake stops counting."""
-        self._admitted = {c for c in self._admitted if c.state is not State.CLOSED}
-        return len(self._connections | self._admitted) >= (self.max_calls or 0)
+    def _busy(self) -> str | None:
+        """Why an upgrade now gets 503: ``max_calls`` calls started, or ``max_pending``
+        sockets let in that have not started (they cannot spend the calls' places)."""
+        if self.max_calls is not None and self.calls >= self.max_calls:
+            return f"{self.calls} calls in progress (--max-calls)"
+        if self.max_pending is not None and self.pending >= self.max_pending:
+            return f"{self.pending} connections not started yet (--max-pending)"
+        return None
 
     def _refuse(self, connection: ServerConnection, status: int, text: str) -> Response:
         self.refused[status] += 1
@@ -177,21 +236,29 @@ class PhoneServer:
 
     async def _handle(self, connection: ServerConnection) -> None:
         self._connections.add(connection)
-        self._admitted.discard(connection)
-        self.calls += 1
-        self._idle = anyio.Event() if self.calls == 1 else self._idle
+        self._pending.add(connection)
+        started = False
         try:
             found = await self._first_start(connection)
-            if found is not None:
+            self._pending.discard(connection)
+            if found is not None and self.max_calls is not None and self.calls >= self.max_calls:
+                busy = f"busy: {self.calls} calls in progress"  # let in while a place was free
+                await self._close_refused(connection, 1013, busy, status=503)
+            elif found is not None:
                 serializer, start = found
+                started = True
+                self.calls += 1
+                self._idle = anyio.Event() if self.calls == 1 else self._idle
                 self.calls_served += 1
                 await self._call(connection, PhoneTransport(start, origin=time.monotonic(),
                                  dtmf_text=self.dtmf_text, serializer=serializer))  # fmt: skip
         finally:
-            self.calls -= 1
+            self._pending.discard(connection)
             self._connections.discard(connection)
-            if self.calls == 0:
-                self._idle.set()
+            if started:
+                self.calls -= 1
+                if self.calls == 0:
+                    self._idle.set()
             await connection.close()
 
     async def _first_start(
@@ -199,8 +266,7 @@ class PhoneServer:
     ) -> tuple[Serializer, twilio.Start] | None:
         """The carrier and its ``start`` (frames before it are dropped); None if the caller
         never starts. Without a carrier by path, messages wait until one says which it is."""
-        path = connection.request.path if connection.request is not None else "/"
-        carrier = self.carrier_for(path)
+        carrier = self.carrier_for(connection.request.path if connection.request else "/")
         serializer = carriers.serializer(carrier) if carrier is not None else None
         waiting: list[str | bytes] = []
         with anyio.move_on_after(self.start_timeout_s):
@@ -222,13 +288,29 @@ class PhoneServer:
                             return None
             except ConnectionClosed:
                 return None
-        logger.warning("no start message within %.0f s: closing", self.start_timeout_s)
+            except twilio.UnsupportedStart as error:
+                await self._close_refused(connection, 1003, str(error), status=415)
+                return None
+        await self._close_refused(
+            connection, 1008, f"no start message within {self.start_timeout_s:g} s", status=408
+        )
         return None
+
+    async def _close_refused(
+        self, connection: ServerConnection, code: int, reason: str, *, status: int
+    ) -> None:
+        """A socket let in but refused as a call: closed with ``code``, counted in
+        ``refused`` under the HTTP ``status`` it stands for, logged."""
+        logger.warning("refused a call after its upgrade: %s (close %d)", printable(reason), code)
+        self.refused[status] += 1
+        await connection.close(code, reason.encode()[:123].decode(errors="ignore"))
 
     def _authenticated(self, connection: ServerConnection, carrier: str) -> bool:
         """Whether the upgrade of a call on "/" passes the check of the carrier detected."""
         request = connection.request
-        return request is not None and self.auth.allows(carrier, request.path, request.headers)
+        return request is not None and self.auth.allows(
+            carrier, self.route(request.path), request.headers
+        )
 
     async def _refuse_unsigned(self, connection: ServerConnection, carrier: str) -> None:
         methods = self.auth.methods(carrier)
@@ -283,13 +365,23 @@ class PhoneServer:
         if len(message) > self.max_message_bytes:
             self._malformed("too_large", f"a message of {len(message)} bytes")
             return []
+        ignored = serializer.ignored_starts
         try:
-            return serializer.parse(message)
+            frames = serializer.parse(message)
+        except twilio.UnsupportedStart:
+            raise  # the call's own start: refused (_first_start)
         except twilio.UnknownEvent as error:
             self._malformed("unknown_event", str(error))
+            return []
         except twilio.FrameError as error:
             self._malformed("binary" if isinstance(message, bytes) else "invalid", str(error))
-        return []
+            return []
+        if serializer.ignored_starts > ignored:  # it would switch the stream id we send
+            self.malformed["second_start"] += serializer.ignored_starts - ignored
+            if ignored == 0 and serializer.start is not None:  # once per call
+                sid = printable(serializer.start.call_sid)
+                logger.warning("call %s: a second start ignored (its stream stays)", sid)
+        return frames
 
     def _malformed(self, reason: str, detail: str) -> None:
         self.malformed[reason] += 1
@@ -301,7 +393,7 @@ def _detect(message: str | bytes, seen: int) -> Serializer | None:
     """The serializer for the carrier ``message`` reveals; Twilio once a ``start`` (or
     ``DETECT_MESSAGES`` messages) said nothing; None to read on."""
     try:
-        data = json.loads(message) if isinstance(message, str) else None
+        data = base.loads(message) if isinstance(message, str) else None
     except ValueError:
         data = None
     carrier = carriers.detect(data) if isinstance(data, dict) else None

@@ -85,6 +85,18 @@ def build_parser() -> argparse.ArgumentParser:
     phone.add_argument(
         "--max-calls", type=int, help="calls at once; beyond, upgrades get 503 (default: no limit)"
     )
+    phone.add_argument(
+        "--max-pending",
+        type=int,
+        help="connections not started yet; beyond, upgrades get 503 "
+        "(default: 2 x --max-calls, at least 16; no limit without --max-calls)",
+    )
+    phone.add_argument(
+        "--start-timeout-s",
+        type=float,
+        default=5.0,
+        help="a connection without its start message by then is closed (default: 5)",
+    )
     phone.add_argument("--dtmf-text", action="store_true", help="keys pressed reach the agent")
     _add_shared_options(phone)
 

@@ -108,6 +108,10 @@ def prepare(args: argparse.Namespace, env: Mapping[str, str]) -> PhoneSetup:
     folder = Path(args.timeline) if args.timeline else None
     if args.max_calls is not None and args.max_calls < 1:
         raise PhoneError(f"--max-calls {args.max_calls}: at least 1 (leave it out for no limit)")
+    if getattr(args, "max_pending", None) is not None and args.max_pending < 1:
+        raise PhoneError(f"--max-pending {args.max_pending}: at least 1")
+    if not getattr(args, "start_timeout_s", 5.0) > 0:
+        raise PhoneError(f"--start-timeout-s {args.start_timeout_s}: more than 0 seconds")
     if folder is not None and not folder.is_dir():
         raise PhoneError(f"--timeline {args.timeline}: on a phone it is a folder (a file per call)")
     components = _components(args, env, agent, need_stt=True)
@@ -167,6 +171,8 @@ async def serve(setup: PhoneSetup) -> int:
             dtmf_text=args.dtmf_text,
             carrier=getattr(args, "carrier", None),  # "/" speaks it instead of detecting
             max_calls=getattr(args, "max_calls", None),
+            max_pending=getattr(args, "max_pending", None),
+            start_timeout_s=getattr(args, "start_timeout_s", 5.0),
         )
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             await server.start()
