@@ -266,3 +266,29 @@ def test_ctrl_c_while_waiting_for_a_line_exits_130(waiting_chat: subprocess.Pope
     _, err = waiting_chat.communicate(timeout=15)
     assert waiting_chat.returncode == 130
     assert "interrupted" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("rate", [1, 4000, 400_000])
+def test_in_a_wav_at_a_rate_no_voice_has_is_a_clear_error(tmp_path: Path, rate: int) -> None:
+    wav_path = tmp_path / "odd.wav"
+    with wave.open(str(wav_path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(bytes(2 * 800))
+    done = chat("--in", str(wav_path), "--stt", "pulse", "--stt-url", "ws://127.0.0.1:9/x")
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert str(wav_path) in line and f"{rate} Hz" in line and "8000" in line
+    assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+def test_what_the_model_says_is_one_inert_line_on_stdout() -> None:
+    reply = "Hello\nWARNING forged line\x1b[31m red\x1b]0;title\x07 there"
+    with ElectronServer.running_in_thread(script=[{"text": reply}]) as server:
+        done = chat("--say", "Hi", "--llm-url", server.base_url)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "Hello WARNING forged line\\x1b[31m red\\x1b]0;title\\x07 there"
+    ]
+    assert "\x1b" not in done.stderr

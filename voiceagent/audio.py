@@ -18,11 +18,14 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
 SAMPLE_WIDTH = 2  # bytes per sample: 16-bit signed little-endian, mono everywhere
+# WAV rates read: a telephone's up to a studio's; a header claiming 1 Hz (or 10⁹) is no speech
+# (and would make a resampler fail, or a second of audio last a day)
+WAV_RATES = range(8000, 192_000 + 1)
 FULL_SCALE = 32768.0
 
 
 class WavFormatError(ValueError):
-    """A WAV file that is not 16-bit PCM mono (the only format voiceagent reads)."""
+    """A WAV file that is not 16-bit PCM mono at 8-192 kHz (the only format voiceagent reads)."""
 
 
 # --- conversions ---------------------------------------------------------------------------
@@ -107,7 +110,8 @@ def peak_dbfs(pcm: bytes) -> float:
 
 
 def parse_wav(data: bytes) -> tuple[bytes, int]:
-    """(PCM16 mono bytes, sample rate) of a WAV file's contents.
+    """(PCM16 mono bytes, sample rate) of a WAV file's contents; WavFormatError for another
+    format or a rate outside ``WAV_RATES``.
 
     Tolerates the "unknown length" header that streaming writers (espeak-ng --stdout) emit.
     """
@@ -119,6 +123,11 @@ def parse_wav(data: bytes) -> tuple[bytes, int]:
                 raise WavFormatError(
                     f"expected 16-bit PCM mono WAV, got {channels} channel(s) of "
                     f"{8 * width}-bit samples at {rate} Hz"
+                )
+            if rate not in WAV_RATES:
+                raise WavFormatError(
+                    f"a sample rate of {rate} Hz: voiceagent reads WAV files at "
+                    f"{WAV_RATES.start}-{WAV_RATES.stop - 1} Hz"
                 )
             pcm = reader.readframes(reader.getnframes())
     except (wave.Error, EOFError) as error:

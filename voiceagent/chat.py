@@ -37,6 +37,7 @@ from voiceagent.commands import (
     writable,
 )
 from voiceagent.llm import LLMEndpoint, resolve_llm_endpoint
+from voiceagent.wire_text import one_line
 
 if TYPE_CHECKING:
     from voiceagent.adapters.audio_devices import Device
@@ -207,7 +208,7 @@ def _output_device() -> Device | None:
 def _report(setup: Setup, result: TurnResult, timeline: Timeline) -> int:
     """A finished turn out: the timeline files, the line on stdout, the lanes; 1 if it failed."""
     _write_timelines(setup, timeline)  # before the line: stdout readers may look
-    print(" ".join(result.heard.split()), flush=True)
+    print(one_line(result.heard), flush=True)  # one line a turn, whatever the model wrote
     print(result.timeline.lanes(terminal_width()), file=sys.stderr, flush=True)
     return int(result.reason == "error")
 

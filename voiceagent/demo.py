@@ -35,6 +35,7 @@ from voiceagent.commands import (
     writable,
 )
 from voiceagent.llm import LLMEndpoint, resolve_llm_endpoint
+from voiceagent.wire_text import one_line
 
 if TYPE_CHECKING:
     from voiceagent.adapters.config import Components
@@ -308,7 +309,7 @@ async def _converse(setup: DemoSetup, session: Session, *, end_after_answer: boo
             nonlocal answered
             async for event in events:
                 if isinstance(event, UserTranscript) and event.final:
-                    print(f'you: "{event.text}"', file=sys.stderr, flush=True)
+                    print(f'you: "{one_line(event.text)}"', file=sys.stderr, flush=True)
                 elif isinstance(event, BargeIn):
                     print("(barge-in: the agent stops)", file=sys.stderr, flush=True)
                 elif isinstance(event, TurnEnded):
@@ -328,7 +329,7 @@ def _report(setup: DemoSetup, result: TurnResult, session: Session) -> None:
     session.timeline.write_html(setup.timeline_html)
     if setup.timeline_json is not None:
         session.timeline.write_json(setup.timeline_json)
-    print(" ".join(result.heard.split()), flush=True)
+    print(one_line(result.heard), flush=True)
     lines = [result.timeline.lanes(terminal_width()), key_figures(result.timeline.metrics())]
     lines.append(f"timeline picture: {setup.timeline_html.resolve()}")
     print("\n".join(lines), file=sys.stderr, flush=True)

@@ -16,6 +16,7 @@ import anyio
 from voiceagent import audio
 from voiceagent.ports import STT, VAD, SpeechEnded, SpeechStarted, STTStream, Transcript
 from voiceagent.timeline import SessionClock
+from voiceagent.wire_text import one_line
 
 if TYPE_CHECKING:
     from voiceagent.rounds import TurnResult
@@ -85,7 +86,7 @@ async def answer_speech(
     heard no words. Its lines on stderr: what dated the speech, and what was heard."""
     async with hearing(stt, speech, clock) as heard:
         print(f"speech dated by: {heard.detector}", file=sys.stderr)
-        print(f'heard: "{heard.text}"', file=sys.stderr, flush=True)
+        print(f'heard: "{one_line(heard.text)}"', file=sys.stderr, flush=True)
         if not heard.text:
             print(
                 f"voiceagent chat: the STT heard no words in {speech.path}: nothing to answer",
