@@ -12,6 +12,17 @@ from voiceagent import __version__
 # subcommand -> the issue that brings it, for the ones this version does not run yet
 _NOT_YET: dict[str, str] = {}
 
+_PHONE_AUTH = """\
+authentication (environment variables; with any set, every call path is checked and a carrier
+with nothing configured is closed, 403; with none, anyone who finds the server can call it):
+  TWILIO_AUTH_TOKEN         Twilio: X-Twilio-Signature over --public-url + path
+  TWILIO_SHARED_KEY_SECRET  Twilio: a Webhook Rule's SharedKey (HMAC-SHA1 or -SHA256)
+  PLIVO_AUTH_TOKEN          Plivo: X-Plivo-Signature-V3 over --public-url + path
+  TELNYX_PUBLIC_KEY         Telnyx: telnyx-signature-ed25519 (pip install 'voiceagent[telnyx]')
+  VOICEAGENT_STREAM_SECRET  any carrier: "Authorization: Bearer SECRET", Basic auth with
+                            SECRET as password (Exotel: wss://KEY:SECRET@host/exotel), or
+                            ?token=SECRET in the stream URL"""
+
 _DESCRIPTION = """\
 Streaming voice agents on Smallest AI's Electron (LLM), Lightning (TTS) and Pulse (STT),
 or on any OpenAI-compatible endpoint.
@@ -72,11 +83,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--barge-in", action="store_true", help="allow barge-in on open speakers")
     _add_shared_options(demo)
 
-    phone = sub.add_parser("phone", help="serve phone calls (Twilio Media Streams and others)")
+    phone = sub.add_parser(
+        "phone",
+        help="serve phone calls (Twilio Media Streams and others)",
+        epilog=_PHONE_AUTH,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     phone.add_argument("agent", nargs="?", help="FILE.py[:NAME] or module[:NAME]")
     phone.add_argument("--host", default="127.0.0.1")
     phone.add_argument("--port", type=int, default=8080, help="0 = any free port")
-    phone.add_argument("--public-url", help="the wss:// base the carrier dials")
+    phone.add_argument(
+        "--public-url", help="the wss:// base the carrier dials (signatures are computed over it)"
+    )
     carriers = ["twilio", "telnyx", "plivo", "exotel"]
     phone.add_argument("--carrier", choices=carriers, help="the carrier on / (else detected)")
     phone.add_argument("--twiml", action="store_true", help="print the TwiML and exit")
