@@ -104,7 +104,8 @@ class PhoneServer:
         # carrier uses) counts under the status it stands for (503, 415)
         self.refused: Counter[int] = Counter()
         self._server: Server | None = None
-        self._connections: set[ServerConnection] = set()
+        # each handler's scope: what aclose cancels when the deadline has passed
+        self._connections: dict[ServerConnection, anyio.CancelScope] = {}
         self._pending: set[ServerConnection] = set()  # upgrades let through, not started
         self._idle = anyio.Event()
         self._idle.set()
@@ -116,8 +117,7 @@ class PhoneServer:
 
     @property
     def pending(self) -> int:
-        """Connections let in whose ``start`` has not come yet (a failed handshake leaves)."""
-        self._pending = {c for c in self._pending if c.state is not State.CLOSED}
+        """Connections let in whose ``start`` has not come yet."""
         return len(self._pending)
 
     def carrier_for(self, path: str) -> str | None:
@@ -192,12 +192,12 @@ class PhoneServer:
             connection.transport.abort()  # never answered the close: no more waiting on it
         with anyio.move_on_after(grace):
             await server.wait_closed()
-        handlers = [task for task in server.handler_tasks if not task.done()]
+        handlers = list(self._connections.values())
         if stuck or handlers:
             logger.warning("shutdown: dropped %d connection(s) that did not answer the close, "
                            "cancelled %d handler(s)", len(stuck), len(handlers))  # fmt: skip
-        for task in handlers:
-            task.cancel()
+        for scope in handlers:
+            scope.cancel()
         with anyio.move_on_after(ABORT_GRACE_S):
             await server.wait_closed()
 
@@ -209,6 +209,7 @@ class PhoneServer:
         if path not in CALL_PATHS:
             paths = ", ".join(CALL_PATHS)
             return self._refuse(connection, 404, f"no calls on {path}: dial one of {paths}")
+        self._pending = {c for c in self._pending if c.state is not State.CLOSED}  # failed upgrades
         if (busy := self._busy()) is not None:
             logger.warning("refused a call: %s", busy)
             response = self._refuse(connection, 503, f"busy: {busy}")
@@ -235,7 +236,11 @@ class PhoneServer:
         return connection.respond(status, text + "\n")
 
     async def _handle(self, connection: ServerConnection) -> None:
-        self._connections.add(connection)
+        with anyio.CancelScope() as scope:
+            self._connections[connection] = scope
+            await self._serve(connection)
+
+    async def _serve(self, connection: ServerConnection) -> None:
         self._pending.add(connection)
         started = False
         try:
@@ -254,7 +259,7 @@ class PhoneServer:
                                  dtmf_text=self.dtmf_text, serializer=serializer))  # fmt: skip
         finally:
             self._pending.discard(connection)
-            self._connections.discard(connection)
+            self._connections.pop(connection, None)
             if started:
                 self.calls -= 1
                 if self.calls == 0:
