@@ -70,6 +70,19 @@ async def test_transfer_call_redirects_the_live_call(
     assert request.header("authorization") is not None
 
 
+async def test_a_forged_call_id_never_names_the_rest_request_s_path(
+    twilio_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeTwilio()
+    async with HTTPServer(fake.handle) as server:
+        monkeypatch.setenv("TWILIO_API_BASE", f"http://{server.host}:{server.port}")
+        for forged in ("../../Accounts/AC999/Calls/CA1", "CA1/../CA2", "CA1?x=1", "CA1\n"):
+            ctx = ToolContext("c1", metadata={"call_sid": forged})
+            result = await transfer_call(ctx, number="+14155550100")
+            assert "not one Twilio issues" in result["error"]
+    assert fake.requests == []
+
+
 async def test_transfer_call_without_credentials_gives_a_clear_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -12,6 +12,9 @@ from voiceagent.toolkit import ToolContext, tool
 
 TWILIO_API = "https://api.twilio.com"
 NUMBER = re.compile(r"^\+?[0-9]{3,15}$")  # E.164, or a short extension
+# Twilio's ids are letters and digits ("CA" + 32 hex); the call's id comes from the wire and
+# names a path of the signed REST request, so anything else is refused, never sent
+CALL_SID = re.compile(r"[A-Za-z0-9]{1,64}")
 NO_CREDENTIALS = (
     "Transferring calls is not set up here (TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are "
     "not configured), so I can't transfer you."
@@ -49,6 +52,8 @@ async def transfer_call(ctx: ToolContext, number: str) -> dict[str, Any]:
         return {"error": NO_CREDENTIALS}
     if not call_sid:
         return {"error": "There is no phone call to transfer."}
+    if not CALL_SID.fullmatch(call_sid):
+        return {"error": "This call's id is not one Twilio issues, so I can't transfer it."}
     base = (os.environ.get("TWILIO_API_BASE", "").strip() or TWILIO_API).rstrip("/")
     url = f"{base}/2010-04-01/Accounts/{sid}/Calls/{call_sid}.json"
     twiml = f"<Response><Dial>{escape(cleaned)}</Dial></Response>"
