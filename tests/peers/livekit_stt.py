@@ -17,7 +17,7 @@ import asyncio
 import wave
 from typing import Any
 
-from wiretap import Tap, emit, failure, tap_aiohttp
+from wiretap import Tap, drive, tap_aiohttp
 
 
 async def run(args: argparse.Namespace, tap: Tap) -> dict[str, Any]:
@@ -71,14 +71,7 @@ def main() -> None:
     parser.add_argument("--base-url", required=True, help="e.g. http://127.0.0.1:PORT/waves/v1")
     parser.add_argument("--wav", required=True)
     parser.add_argument("--idle", type=float, default=6.0)
-    args = parser.parse_args()
-    tap = Tap()
-    tap_aiohttp(tap)
-    try:
-        summary = asyncio.run(run(args, tap))
-    except BaseException as error:
-        summary = failure(error)
-    emit({**summary, "wire": tap.summary()})
+    drive(parser, run, tap_aiohttp)
 
 
 if __name__ == "__main__":

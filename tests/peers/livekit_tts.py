@@ -19,7 +19,7 @@ import argparse
 import asyncio
 from typing import Any
 
-from wiretap import Tap, emit, failure, tap_aiohttp
+from wiretap import Tap, drive, tap_aiohttp
 
 PHRASES = ["Hello there. ", "This is LiveKit speaking ", "to a Lightning fake."]
 SECOND = ["And a second segment, ", "on the same TTS."]
@@ -123,14 +123,7 @@ def main() -> None:
     parser.add_argument("--ws-url", required=True)
     parser.add_argument("--base-url", help="HTTP base, e.g. http://127.0.0.1:PORT/waves/v1")
     parser.add_argument("--max-retry", type=int, default=0)
-    args = parser.parse_args()
-    tap = Tap()
-    tap_aiohttp(tap)
-    try:
-        summary = asyncio.run(run(args, tap))
-    except BaseException as error:
-        summary = failure(error)
-    emit({**summary, "wire": tap.summary()})
+    drive(parser, run, tap_aiohttp)
 
 
 if __name__ == "__main__":

@@ -14,11 +14,10 @@ Prints one JSON line: the transcription frames in order, the error frames, and t
 from __future__ import annotations
 
 import argparse
-import asyncio
 import wave
 from typing import Any
 
-from wiretap import Tap, emit, failure, tap_websockets
+from wiretap import Tap, drive, tap_websockets
 
 
 async def run(args: argparse.Namespace, tap: Tap) -> dict[str, Any]:
@@ -66,14 +65,7 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=1.0, help="seconds before the VAD stop")
     parser.add_argument("--keepalive-after", type=float, default=1.0)
     parser.add_argument("--idle", type=float, default=2.5, help="silent seconds at the end")
-    args = parser.parse_args()
-    tap = Tap()
-    tap_websockets(tap)
-    try:
-        summary = asyncio.run(run(args, tap))
-    except BaseException as error:
-        summary = failure(error)
-    emit({**summary, "wire": tap.summary()})
+    drive(parser, run, tap_websockets)
 
 
 if __name__ == "__main__":

@@ -15,10 +15,9 @@ Prints one JSON line: audio bytes and frames per turn, the error frames, and the
 from __future__ import annotations
 
 import argparse
-import asyncio
 from typing import Any
 
-from wiretap import Tap, emit, failure, tap_websockets
+from wiretap import Tap, drive, tap_websockets
 
 TURNS = [
     ["Hello there. ", "This is pipecat speaking ", "to a Lightning fake."],
@@ -71,14 +70,7 @@ def main() -> None:
     parser.add_argument("--base-url", required=True, help="ws://127.0.0.1:PORT (no path)")
     parser.add_argument("--keepalive", type=float, default=0.3, help="seconds between them")
     parser.add_argument("--pause", type=float, default=1.5, help="seconds after each turn")
-    args = parser.parse_args()
-    tap = Tap()
-    tap_websockets(tap)
-    try:
-        summary = asyncio.run(run(args, tap))
-    except BaseException as error:
-        summary = failure(error)
-    emit({**summary, "wire": tap.summary()})
+    drive(parser, run, tap_websockets)
 
 
 if __name__ == "__main__":

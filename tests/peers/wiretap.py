@@ -8,10 +8,13 @@ sent, whatever our fake makes of it. Audio is summarised by its length, never ke
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import base64
 import json
 import sys
 import traceback
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 
@@ -135,3 +138,20 @@ def emit(summary: dict[str, Any]) -> None:
 
 def failure(error: BaseException) -> dict[str, Any]:
     return {"fatal": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()}
+
+
+def drive(
+    parser: argparse.ArgumentParser,
+    run: Callable[[argparse.Namespace, Tap], Awaitable[dict[str, Any]]],
+    install: Callable[[Tap], None],
+) -> None:
+    """A driver's whole life: its arguments, the tap on its client's library, the run, and
+    the summary (a failure is a summary too: the pytest side reads why)."""
+    args = parser.parse_args()
+    tap = Tap()
+    install(tap)
+    try:
+        summary = asyncio.run(run(args, tap))
+    except BaseException as error:
+        summary = failure(error)
+    emit({**summary, "wire": tap.summary()})
