@@ -21,6 +21,7 @@ from websockets.protocol import State
 
 from voiceagent.adapters import carriers, twilio
 from voiceagent.adapters.carriers import Serializer, base
+from voiceagent.adapters.inbound_pacer import bound_send_buffers
 from voiceagent.adapters.phone_auth import PhoneAuth, SignatureConfigError, twilio_signature
 from voiceagent.adapters.phone_transport import PhoneTransport
 from voiceagent.wire_text import printable
@@ -353,12 +354,19 @@ class PhoneServer:
                         logger.exception("a %s frame could not be handled", type(frame).__name__)
                     if isinstance(frame, twilio.Stop):
                         return
+                if transport.refusal is not None:  # flooding: closed, with the reason why
+                    await connection.close(*transport.refusal)
+                    return
         except ConnectionClosed:
             pass
         finally:
             transport.hang_up()
 
     async def _write(self, connection: ServerConnection, transport: PhoneTransport) -> None:
+        # A caller that stops reading fills small buffers within seconds, then the
+        # transport's outbox; it would never read a close frame: the connection is dropped.
+        bound_send_buffers(connection.transport)
+        transport.on_not_reading = connection.transport.abort
         try:
             async for message in transport.outgoing():
                 await connection.send(message)

@@ -16,6 +16,16 @@ from voiceagent import audio, ports
 from voiceagent.adapters import twilio
 from voiceagent.adapters.carriers import Serializer, TwilioSerializer
 from voiceagent.adapters.carriers.frames import decode
+from voiceagent.adapters.inbound_pacer import (
+    BURST_S,
+    FLOOD_CLOSE_CODE,
+    FLOOD_CLOSE_S,
+    FLOOD_REASON,
+    INBOX_S,
+    NOT_READING_REASON,
+    OUTBOX_S,
+    InboundPacer,
+)
 from voiceagent.adapters.line_clock import LineClock
 from voiceagent.adapters.mailbox import Mailbox
 from voiceagent.wire_text import printable
@@ -25,6 +35,7 @@ logger = logging.getLogger(__name__)
 FRAME_MS = 40  # outbound: a media message per 40 ms (the caller's come in 20 ms frames)
 UNKNOWN_MARK_LOG_EVERY_S = 10.0  # after the first, a call's unknown-mark warnings this often
 DTMF_KEYS = frozenset("0123456789*#ABCD")  # a keypad's; anything else from the wire is dropped
+DROP_LOG_EVERY_S = 10.0  # after the first, a call's drop warnings at most this often
 
 
 class SpokenSegment(Protocol):
@@ -287,6 +298,13 @@ class PhoneTransport:
     ``on_dtmf`` hears every key at once. ``outgoing()`` is what the server writes to the
     socket; it ends at ``aclose()``, which first waits (up to ``goodbye_timeout_s``) until
     Twilio has played every mark.
+
+    No caller may starve the others (``inbound_pacer``): its audio is held to real time
+    plus ``burst_s`` (the excess dropped before decoding, counted in ``dropped_ms``); a
+    call that keeps flooding is hung up with ``refusal`` set (the server closes it with that
+    code); the audio not yet taken is bounded by ``inbox_s``; and once more than
+    ``outbox_s`` of the agent's audio waits for a socket the caller does not read, the call
+    is hung up and ``on_not_reading`` called (the server drops the connection).
     """
 
     def __init__(
@@ -302,6 +320,10 @@ class PhoneTransport:
         frame_ms: int = FRAME_MS,
         input_ms: int = 40,
         goodbye_timeout_s: float = 10.0,
+        burst_s: float = BURST_S,
+        flood_close_s: float = FLOOD_CLOSE_S,
+        inbox_s: float = INBOX_S,
+        outbox_s: float = OUTBOX_S,
     ) -> None:
         self.start = start
         # The caller's audio short of a piece, as the carrier sent it: decoded a piece at a
@@ -315,6 +337,18 @@ class PhoneTransport:
         origin = time.monotonic() if origin is None else origin
         self.speaker = PhoneSpeaker(start.stream_sid, self._send, origin=origin, lead_ms=lead_ms,
                                     frame_ms=frame_ms, serializer=serializer)  # fmt: skip
+        self.pacer = InboundPacer(start.sample_rate, origin=origin, burst_s=burst_s,
+                                  flood_close_s=flood_close_s)  # fmt: skip
+        self._inbox_max = round(inbox_s * twilio.SAMPLE_RATE)  # samples of the line's rate
+        self._inbox_samples = 0
+        self.inbox_dropped = 0  # samples dropped from a full inbox
+        self._drop_logged_at: float | None = None
+        self.outbox_s = outbox_s
+        # the speaker sends about a message per frame (a mark or a clear now and then)
+        self._outbox_max = max(1, math.ceil(outbox_s / self.speaker.frame_s))
+        self.outbox_peak_s = 0.0  # the most audio the outbox ever held (about)
+        self.refusal: tuple[int, str] | None = None  # (close code, reason) if we ended it
+        self.on_not_reading: Callable[[], None] | None = None
         # The caller's audio arrives at the start's rate; the session hears the line's.
         self._resampler = (
             audio.Resampler(start.sample_rate, twilio.SAMPLE_RATE)
@@ -356,6 +390,10 @@ class PhoneTransport:
             return
         if isinstance(frame, twilio.Media):
             if frame.track in ("inbound", "inbound_track") and frame.payload:
+                width = 2 if frame.codec == "L16" else 1
+                if not self.pacer.admit(len(frame.payload) // width, time.monotonic()):
+                    self._over_pace()
+                    return
                 if frame.codec != self._heard_codec:
                     self._flush_audio()
                     self._heard_codec = frame.codec
@@ -374,6 +412,32 @@ class PhoneTransport:
             self._key(frame.digit)
         elif isinstance(frame, twilio.Stop):
             self.hang_up()
+
+    @property
+    def dropped_ms(self) -> float:
+        """The caller's audio dropped: sent faster than real time, or into a full inbox."""
+        return self.pacer.dropped_ms + 1000.0 * self.inbox_dropped / twilio.SAMPLE_RATE
+
+    def _over_pace(self) -> None:
+        """A frame beyond real time plus the burst was dropped: say so (once, then now and
+        then), and end a call that keeps flooding."""
+        call = self.start.call_sid or self.start.stream_sid
+        if self.pacer.flooding:
+            logger.warning(
+                "call %r closed (%d): %s; %.1f s of its audio dropped, %.1f s taken",
+                call, FLOOD_CLOSE_CODE, FLOOD_REASON,
+                self.pacer.dropped_ms / 1000, self.pacer.accepted_ms / 1000,
+            )  # fmt: skip
+            self.refusal = (FLOOD_CLOSE_CODE, FLOOD_REASON)
+            self.hang_up()
+            return
+        now = time.monotonic()
+        if self._drop_logged_at is None or now - self._drop_logged_at >= DROP_LOG_EVERY_S:
+            self._drop_logged_at = now
+            logger.warning(
+                "call %r sends audio faster than real time: the excess is dropped "
+                "(%.1f s so far)", call, self.dropped_ms / 1000,
+            )  # fmt: skip
 
     def _key(self, digit: str) -> None:
         if digit not in DTMF_KEYS:  # it would reach the model as the caller's words
@@ -409,6 +473,12 @@ class PhoneTransport:
             self._keyed = []
 
     def _put(self, item: bytes | str) -> None:
+        if isinstance(item, bytes):
+            samples = len(item) // 2
+            if self._inbox_samples + samples > self._inbox_max:
+                self.inbox_dropped += samples  # the session is not taking it: keep it bounded
+                return
+            self._inbox_samples += samples
         # False once the session stopped listening (it is ending): the words go nowhere
         self._inbox.put(item)
 
@@ -432,6 +502,8 @@ class PhoneTransport:
                         item = await self._inbox.get()
                     except anyio.EndOfStream:
                         return
+                    if isinstance(item, bytes):
+                        self._inbox_samples -= len(item) // 2
                     yield item
                     continue
                 # never yield inside a cancel scope: the consumer's code would run in it
@@ -443,6 +515,8 @@ class PhoneTransport:
                 if item is None:
                     self._flush_keys()  # the caller paused after pressing keys
                 else:
+                    if isinstance(item, bytes):
+                        self._inbox_samples -= len(item) // 2
                     yield item
         finally:
             self._inbox.close()  # nobody listens any more: keep nothing
@@ -454,8 +528,25 @@ class PhoneTransport:
     def _send(self, message: str) -> None:
         if self.hung_up:
             return  # the line is gone: what the agent still says goes nowhere
+        queued = len(self._outbox)
+        if queued >= self._outbox_max:
+            self._not_reading()
+            return
         if not self._outbox.put(message):
             self.hung_up = True
+        self.outbox_peak_s = max(self.outbox_peak_s, (queued + 1) * self.speaker.frame_s)
+
+    def _not_reading(self) -> None:
+        """The socket has taken nothing for ``outbox_s``: the caller stopped reading."""
+        call = self.start.call_sid or self.start.stream_sid
+        logger.warning(
+            "call %r closed: %s (%.1f s of audio waiting to be sent)",
+            call, NOT_READING_REASON, self.outbox_s,
+        )  # fmt: skip
+        self.refusal = (FLOOD_CLOSE_CODE, NOT_READING_REASON)
+        self.hang_up()
+        if self.on_not_reading is not None:
+            self.on_not_reading()
 
     async def aclose(self) -> None:
         """End the call from our side once Twilio has played what was sent (the goodbye)."""

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
 import math
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,6 +22,13 @@ from voiceagent.ports import STTEvent, Transcript
 
 INSTALL_HINT = "pip install 'voiceagent[offline]'"
 MODEL_RATE = 16000  # Whisper hears 16 kHz
+# The most audio a turn keeps: Whisper's own window. Every frame since the last final is
+# kept (silence before the words included), and a turn's words end where it is finalized,
+# so the newest 30 s hold them; the oldest is dropped, counted. Without it a caller who
+# streams for hours makes one transcription of hours (memory, a core, minutes).
+MAX_UTTERANCE_S = 30.0
+
+logger = logging.getLogger(__name__)
 
 
 class WhisperNotInstalled(ImportError):
@@ -43,7 +52,9 @@ class WhisperSTT:
     Whisper is not a streaming recogniser: there are no partials and no speech events (a
     ``ports.VAD`` says when the user speaks). The model is loaded once, on first use, in a
     worker thread, from ``model_dir`` only (``local_files_only``: it never downloads);
-    every stream of this STT shares it. Audio at other rates is resampled to 16 kHz.
+    every stream of this STT shares it. Audio at other rates is resampled to 16 kHz. A turn
+    keeps its newest ``max_utterance_s`` of audio (the oldest dropped, counted in each
+    stream's ``dropped_ms``).
     """
 
     def __init__(
@@ -54,6 +65,7 @@ class WhisperSTT:
         beam_size: int = 1,
         compute_type: str = "int8",
         cpu_threads: int = 0,
+        max_utterance_s: float = MAX_UTTERANCE_S,
     ) -> None:
         if importlib.util.find_spec("faster_whisper") is None:
             raise WhisperNotInstalled(f"faster-whisper is not installed; {INSTALL_HINT}")
@@ -69,6 +81,7 @@ class WhisperSTT:
         self.beam_size = beam_size
         self.compute_type = compute_type
         self.cpu_threads = cpu_threads  # 0: CTranslate2's default
+        self.max_utterance_s = max_utterance_s
         self._model: Any = None
         self._loading = anyio.Lock()
 
@@ -141,14 +154,32 @@ class WhisperStream:
         self._send = send
         self._receive = receive
         self._resampler = audio.Resampler(stt.sample_rate, MODEL_RATE)
-        self._turn = bytearray()  # 16 kHz audio since the last final
+        # 16 kHz audio since the last final, in the pieces it came in (the oldest dropped
+        # whole, in O(1), past the bound)
+        self._turn: deque[bytes] = deque()
+        self._turn_bytes = 0
+        self._max_bytes = 2 * round(stt.max_utterance_s * MODEL_RATE)
+        self.dropped_ms = 0.0  # audio dropped from turns longer than the bound
         self._finals = anyio.Lock()  # finals leave in the order they were asked for
         self._closed = False
 
     async def send_audio(self, audio_bytes: bytes) -> None:
         if self._closed:
             raise RuntimeError("send_audio on a closed Whisper stream")
-        self._turn += self._resampler.process(audio_bytes)
+        pcm = self._resampler.process(audio_bytes)
+        if not pcm:
+            return
+        self._turn.append(pcm)
+        self._turn_bytes += len(pcm)
+        while self._turn_bytes > self._max_bytes and len(self._turn) > 1:
+            oldest = self._turn.popleft()
+            self._turn_bytes -= len(oldest)
+            if not self.dropped_ms:
+                logger.warning(
+                    "a turn longer than %.0f s: its oldest audio is dropped",
+                    self._max_bytes / 2 / MODEL_RATE,
+                )
+            self.dropped_ms += audio.samples_to_ms(len(oldest) // 2, MODEL_RATE)
 
     async def finalize(self) -> None:
         await self._final(last=False)
@@ -169,8 +200,9 @@ class WhisperStream:
     async def _final(self, *, last: bool) -> None:
         # Take the turn's audio at once, so audio sent during the transcription belongs
         # to the next turn.
-        pcm = bytes(self._turn) + self._resampler.flush()
+        pcm = b"".join(self._turn) + self._resampler.flush()
         self._turn.clear()
+        self._turn_bytes = 0
         async with self._finals:
             text = await self._stt.transcribe(pcm)
             final = Transcript(text, is_final=True, from_finalize=not last, is_last=last)
