@@ -8,12 +8,12 @@ import json
 import logging
 import math
 import os
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from voiceagent.agent import Agent
 from voiceagent.history import History
@@ -37,7 +37,7 @@ from voiceagent.session_events import (
 )
 from voiceagent.speech import SpeechQueue
 from voiceagent.timeline import SessionClock, Timeline, TimelineEvent, TurnTimeline
-from voiceagent.turn import TurnEngine
+from voiceagent.turn import FollowUp, TurnEngine
 from voiceagent.turn_taking import TurnTaker, Utterance
 
 logger = logging.getLogger(__name__)
@@ -56,6 +56,12 @@ class Session:
     history keeps only what was heard. The cut LLM stream is closed and its usage marked
     estimated; with ``drain_on_interrupt`` it is read to its end without speaking, in the
     session's task group, when no other request waits for its concurrency slot.
+    ``follow_up`` is when a tool round's follow-up request is sent: the moment the tools
+    finish (``FollowUp.IMMEDIATE``, the default), or once the filler has played
+    (``FollowUp.AFTER_PLAYBACK``, as other frameworks do: a baseline for comparisons).
+
+    ``await session.ready()`` returns once the session is up; ``session.send_text(text)``
+    then starts a user turn from text, exactly as a typed line would, over any transport.
     """
 
     def __init__(
@@ -75,6 +81,7 @@ class Session:
         transcript: str | os.PathLike[str] | None = None,
         clock: SessionClock | None = None,
         drain_on_interrupt: bool = False,
+        follow_up: FollowUp = FollowUp.IMMEDIATE,
     ) -> None:
         self.agent = agent
         self.transport = transport
@@ -99,6 +106,7 @@ class Session:
             metadata=dict(transport.metadata),
             end_call=self.hang_up,
             drain_on_interrupt=drain_on_interrupt,
+            follow_up=follow_up,
         )
         self.end_of_turn_ms = end_of_turn_ms
         self.ended: str | None = None  # why the session ended
@@ -106,11 +114,31 @@ class Session:
         self._turn_scope: anyio.CancelScope | None = None
         self._session_scope: anyio.CancelScope | None = None
         self._taker: TurnTaker | None = None
+        self._utterances: MemoryObjectSendStream[Utterance] | None = None  # while running
+        self._ready = anyio.Event()
+        self._not_up: set[str] = set()  # what ready() still waits for
         self._heard_at = 0.0  # session ms of the user's latest sign of life
         # LLM streams open (from the timeline's llm.request / llm.end): what they still say
         # (a phrase the splitter holds until the stream ends) is not queued yet
         self._streaming = 0
         self._streams_ended: anyio.Event | None = None  # unset while a stream is open
+
+    async def ready(self) -> None:
+        """Until the session is up: the speaker started, the transport's input being read
+        (and the STT's stream open), and the greeting, if any, queued (not played: it may
+        still be playing). Returns at once once the session has ended (``self.ended``)."""
+        await self._ready.wait()
+
+    def send_text(self, text: str) -> None:
+        """The user's turn from ``text``, exactly as a typed line from the transport: a
+        barge-in when the agent is talking, then a turn with these words (blank text is
+        ignored). Works over any transport; the session must be running (``ready()``)."""
+        if self._taker is None or self._utterances is None or self.ended is not None:
+            raise RuntimeError("the session is not running: await session.ready() first")
+        try:
+            self._taker._typed(text, self._utterances)
+        except anyio.ClosedResourceError:  # the user hung up a moment ago
+            raise RuntimeError("the session is not running: it is ending") from None
 
     def events(self) -> AsyncIterator[SessionEvent]:
         """The session's events from now on, until it ends (subscribe before ``run``)."""
@@ -138,7 +166,9 @@ class Session:
             publish=self._publish,
             on_speech=self._user_spoke,
         )
-        self._taker = taker
+        self._taker, self._utterances = taker, send
+        greets = bool(self.agent.greeting) and self.speech is not None
+        self._not_up = {"listening", "greeting"} if greets else {"listening"}
         try:
             with anyio.move_on_after(self.max_duration_s or math.inf) as limit:
                 async with anyio.create_task_group() as tg:
@@ -153,6 +183,7 @@ class Session:
                 self.ended = "max_duration"
         finally:
             self.ended = self.ended or "hang_up"
+            self._ready.set()  # nobody waits for a session that has ended
             self._events.close()
             with anyio.CancelScope(shield=True):
                 await self.transport.aclose()
@@ -193,9 +224,16 @@ class Session:
             if not self._streaming:
                 return
 
+    def _up(self, part: str) -> None:
+        self._not_up.discard(part)
+        if not self._not_up:
+            self._ready.set()
+
     async def _listen(self, taker: TurnTaker, send: Any) -> None:
+        # the taker reads its first input once the STT's stream is open
+        incoming = _FirstRead(self.transport.incoming(), lambda: self._up("listening"))
         async with send:
-            await taker.run(self.transport.incoming(), send)
+            await taker.run(incoming, send)
         self.ended = self.ended or "hang_up"
         if self._session_scope is not None:
             self._session_scope.cancel()  # the caller is gone: nothing more to say
@@ -203,7 +241,10 @@ class Session:
     async def _converse(self, utterances: MemoryObjectReceiveStream[Utterance]) -> None:
         if self.agent.greeting and self.speech is not None:
             greeting = self.engine.speak(self.agent.greeting, trigger="greeting")
-            await self._scoped("greeting", None, greeting)
+            try:
+                await self._scoped("greeting", None, greeting)
+            finally:
+                self._up("greeting")  # cut before it was queued (a barge-in): up all the same
         reprompted = False
         while True:
             try:
@@ -273,7 +314,9 @@ class Session:
 
     def _on_timeline_event(self, turn: TurnTimeline, event: TimelineEvent) -> None:
         attrs = event.attrs
-        if event.kind == "llm.request":
+        if event.kind == "tts.request" and turn.trigger == "greeting":
+            self._up("greeting")  # queued: its TTS request is under way
+        elif event.kind == "llm.request":
             self._streaming += 1
             if self._streams_ended is None or self._streams_ended.is_set():
                 self._streams_ended = anyio.Event()
@@ -302,6 +345,24 @@ class Session:
         line = {"who": who, "text": text, "heard": heard, "start_ms": round(start_ms, 1),
                 "end_ms": round(end_ms, 1)}  # fmt: skip
         self._transcript.write(line)
+
+
+class _FirstRead:
+    """An async iterator that calls ``on_first`` before its first item is asked for (a
+    class, not a generator: nothing is left for the garbage collector to close)."""
+
+    def __init__(self, inner: AsyncIterator[bytes | str], on_first: Callable[[], None]) -> None:
+        self._inner = inner
+        self._on_first: Callable[[], None] | None = on_first
+
+    def __aiter__(self) -> _FirstRead:
+        return self
+
+    async def __anext__(self) -> bytes | str:
+        if self._on_first is not None:
+            self._on_first()
+            self._on_first = None
+        return await self._inner.__anext__()
 
 
 class Transcript:
