@@ -41,6 +41,7 @@ START_TIMEOUT_S = 5.0
 MIN_PENDING = 16  # with --max-calls N, sockets not started yet: at most max(16, 2 N)
 CLOSE_TIMEOUT_S = 2.0  # aclose(): how long peers have to answer our close, all at once
 ABORT_GRACE_S = 0.5  # then their sockets are dropped; handlers still running are cancelled
+REFUSED_CLOSE_S = 1.0  # a call closed for flooding: how long it has to answer our close
 
 RunCall = Callable[[PhoneTransport], Awaitable[None]]
 __all__ = ["PhoneAuth", "PhoneServer", "SignatureConfigError", "twilio_signature"]
@@ -355,7 +356,11 @@ class PhoneServer:
                     if isinstance(frame, twilio.Stop):
                         return
                 if transport.refusal is not None:  # flooding: closed, with the reason why
-                    await connection.close(*transport.refusal)
+                    # a flooder busy sending may never answer the close: it is dropped
+                    # after a short wait, not after websockets' 10 s close timeout
+                    with anyio.move_on_after(REFUSED_CLOSE_S):
+                        await connection.close(*transport.refusal)
+                    connection.transport.abort()
                     return
         except ConnectionClosed:
             pass
