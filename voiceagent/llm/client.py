@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import anyio
 
-from .limiter import plan_limit, shared_limiter
+from .endpoint import display_url
+from .limiter import default_plan, plan_limit, shared_limiter
 from .pool import request_headers, shared_openai_client
 from .redact import key_fingerprint, redact
 from .request_id import install_request_id_logging
@@ -26,6 +27,13 @@ class ElectronClient:
 
     Cheap to create: the HTTP pool and the concurrency limiter are shared by every client
     of the same (endpoint, key) in the process.
+
+    ``plan`` bounds the requests in flight, process-wide, for this (endpoint, key):
+    ``"standard"`` (3), ``"enterprise"`` (20), a number, or 0 for no limit. Left None, it is
+    Electron's standard plan on Electron's host (``*.smallest.ai``) and no limit on any
+    other endpoint (its own rules are not Electron's). A request that has to wait for a
+    slot logs it once, with the wait (``on_queued``/``on_send`` of `stream` let a caller
+    mark it). ``headers`` are sent on every request beside X-Source, and never logged.
 
     Deadlines of each attempt, in seconds (a caller hears every one of them as silence):
 
@@ -51,7 +59,8 @@ class ElectronClient:
         api_key: str | None = None,
         *,
         model: str = "electron",
-        plan: str | int | None = "standard",
+        plan: str | int | None = None,
+        headers: Mapping[str, str] | None = None,
         first_byte_timeout: float = 10.0,
         first_token_timeout: float = 8.0,
         stall_timeout: float = 4.0,
@@ -64,8 +73,9 @@ class ElectronClient:
         self._api_key = api_key or None
         self._key_id = key_fingerprint(self._api_key)
         self.model = model
-        self.plan = plan
-        self.max_in_flight = plan_limit(plan)
+        self.plan = plan if plan is not None else default_plan(self.base_url)  # in effect
+        self.max_in_flight = plan_limit(self.plan)
+        self._headers = _checked_headers(headers)
         for name, value in (
             ("first_byte_timeout", first_byte_timeout),
             ("first_token_timeout", first_token_timeout),
@@ -83,9 +93,10 @@ class ElectronClient:
 
     def __repr__(self) -> str:
         key = "key=***" if self._api_key else "no key"
+        headers = f", headers={sorted(self._headers)!r}" if self._headers else ""  # names only
         return (
             f"ElectronClient(base_url={self.base_url!r}, model={self.model!r}, "
-            f"plan={self.plan!r}, {key})"
+            f"plan={self.plan!r}, {key}{headers})"
         )
 
     def stream(
@@ -99,8 +110,15 @@ class ElectronClient:
         max_tokens: int | None = None,
         stop: str | Sequence[str] | None = None,
         model: str | None = None,
+        on_queued: Callable[[], None] | None = None,
+        on_send: Callable[[float], None] | None = None,
     ) -> ElectronStream:
-        """Open a streamed completion: `async with client.stream(messages) as s: ...`."""
+        """Open a streamed completion: `async with client.stream(messages) as s: ...`.
+
+        ``on_queued()`` is called when the request starts waiting for a concurrency slot
+        (only if it has to), ``on_send(waited_s)`` once when it is sent: after its wait for
+        a slot (0.0 if none), before its first attempt (retries are not new requests).
+        """
         request = self._request(
             messages,
             tools=tools,
@@ -112,7 +130,7 @@ class ElectronClient:
             model=model,
         )
         return ElectronStream(
-            openai_client=lambda: shared_openai_client(self.base_url, self._api_key),
+            openai_client=lambda: shared_openai_client(self.base_url, self._api_key, self._headers),
             limiter=self._limiter,
             request=request,
             policy=self.retry,
@@ -122,6 +140,9 @@ class ElectronClient:
             redact=self._redact,
             auth_hint=None if self._api_key else _NO_KEY_HINT,
             on_usage=self._add_usage,
+            on_queued=on_queued,
+            on_send=on_send,
+            limit_note=f"for {display_url(self.base_url)}, plan={self.plan!r}",
         )
 
     def _request(
@@ -178,6 +199,17 @@ class ElectronClient:
             usage.completion,
             usage.cached,
         )
+
+
+def _checked_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+    checked: dict[str, str] = {}
+    for name, value in (headers or {}).items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise TypeError(f"headers must map str to str, got {name!r}: {type(value).__name__}")
+        if name.strip().lower() == "authorization":
+            raise ValueError("pass the key as api_key, not as an Authorization header")
+        checked[name] = value
+    return checked
 
 
 _NO_KEY_HINT = "No API key was sent: set SMALLEST_API_KEY, or pass --api-key for this URL"

@@ -18,6 +18,11 @@ def _on_smallest_domain(url: str) -> bool:
     return host == SMALLEST_DOMAIN or host.endswith("." + SMALLEST_DOMAIN)
 
 
+def is_electron_host(url: str) -> bool:
+    """True for a URL on smallest.ai or a subdomain (any scheme): Electron, with its plans."""
+    return _on_smallest_domain(url)
+
+
 def is_smallest_host(url: str) -> bool:
     """True for https URLs on smallest.ai or a subdomain: where SMALLEST_API_KEY may go."""
     return urlsplit(url).scheme.lower() == "https" and _on_smallest_domain(url)

@@ -1,4 +1,7 @@
-"""Plan concurrency: one in-flight limit per (endpoint, key), shared by the whole process."""
+"""Plan concurrency: one in-flight limit per (endpoint, key), shared by the whole process.
+
+Electron's plans cap requests in flight per account; the cap is Electron's, so a client of
+another OpenAI-compatible endpoint is not limited unless its plan is given."""
 
 from __future__ import annotations
 
@@ -8,9 +11,12 @@ import math
 import anyio
 from anyio.lowlevel import RunVar
 
+from .endpoint import is_electron_host
+
 logger = logging.getLogger(__name__)
 
 PLAN_LIMITS = {"standard": 3, "enterprise": 20}
+DEFAULT_ELECTRON_PLAN = "standard"
 
 # anyio primitives belong to one event loop, so the registry is kept per running loop.
 _LIMITERS: RunVar[dict[tuple[str, str], anyio.CapacityLimiter]] = RunVar("voiceagent_llm_limiters")
@@ -31,6 +37,12 @@ def plan_limit(plan: str | int | None) -> int | None:
     except KeyError:
         names = ", ".join(sorted(PLAN_LIMITS))
         raise ValueError(f"unknown plan {plan!r}: use {names}, a number, or None") from None
+
+
+def default_plan(base_url: str) -> str | None:
+    """The plan assumed when none is given: Electron's standard plan on Electron's host
+    (``*.smallest.ai``), none (no limit) on any other endpoint."""
+    return DEFAULT_ELECTRON_PLAN if is_electron_host(base_url) else None
 
 
 def shared_limiter(base_url: str, key_id: str, limit: int | None) -> anyio.CapacityLimiter:

@@ -17,7 +17,10 @@ SOURCE_HEADERS = {"X-Source": "voiceagent"}
 NO_KEY_PLACEHOLDER = "no-key"  # satisfies openai's constructor; never sent (see auth_headers)
 
 # httpx2's pool is bound to the loop it first ran on, hence a registry per running loop.
-_CLIENTS: RunVar[dict[tuple[str, str], openai.AsyncOpenAI]] = RunVar("voiceagent_llm_clients")
+# Keyed by (endpoint, key, extra headers): a caller's headers ride as the client's default
+# headers, never per request, where openai's debug log would print them.
+_ClientKey = tuple[str, str, tuple[tuple[str, str], ...]]
+_CLIENTS: RunVar[dict[_ClientKey, openai.AsyncOpenAI]] = RunVar("voiceagent_llm_clients")
 
 
 def _ambient_header_names(environ: Mapping[str, str]) -> list[str]:
@@ -63,14 +66,18 @@ async def _install_trace(request: httpx2.Request) -> None:
     request.extensions = {**request.extensions, "trace": _trace}
 
 
-def build_openai_client(base_url: str, api_key: str | None) -> openai.AsyncOpenAI:
-    """An AsyncOpenAI that retries nothing and reads nothing from OPENAI_* variables."""
+def build_openai_client(
+    base_url: str, api_key: str | None, extra_headers: Mapping[str, str] | None = None
+) -> openai.AsyncOpenAI:
+    """An AsyncOpenAI that retries nothing and reads nothing from OPENAI_* variables; it
+    sends ``extra_headers`` (a caller's own) on every request, beside X-Source."""
     headers: dict[str, str | openai.Omit] = {
         name: openai.Omit() for name in _ambient_header_names(os.environ)
     }
     headers.update(
         {"OpenAI-Organization": openai.Omit(), "OpenAI-Project": openai.Omit(), **SOURCE_HEADERS}
     )
+    headers.update(extra_headers or {})
     headers.update(auth_headers(api_key))
     return openai.AsyncOpenAI(
         api_key=api_key or NO_KEY_PLACEHOLDER,  # explicit, so OPENAI_API_KEY is never read
@@ -81,15 +88,18 @@ def build_openai_client(base_url: str, api_key: str | None) -> openai.AsyncOpenA
     )
 
 
-def shared_openai_client(base_url: str, api_key: str | None) -> openai.AsyncOpenAI:
+def shared_openai_client(
+    base_url: str, api_key: str | None, extra_headers: Mapping[str, str] | None = None
+) -> openai.AsyncOpenAI:
     clients = _CLIENTS.get(None)
     if clients is None:
         clients = {}
         _CLIENTS.set(clients)
-    key = (base_url, key_fingerprint(api_key))
+    headers = tuple(sorted((extra_headers or {}).items()))
+    key = (base_url, key_fingerprint(api_key), headers)
     client = clients.get(key)
     if client is None:
-        client = clients[key] = build_openai_client(base_url, api_key)
+        client = clients[key] = build_openai_client(base_url, api_key, extra_headers)
     return client
 
 

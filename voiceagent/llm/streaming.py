@@ -14,6 +14,7 @@ from typing import Any
 import anyio
 import openai
 import pydantic
+from anyio.lowlevel import checkpoint_if_cancelled
 from openai.types.chat import ChatCompletionChunk
 
 from .classify import error_from_failure, failure_from_exception
@@ -69,7 +70,9 @@ async def next_event(events: openai.AsyncStream[object]) -> object:
 class ElectronStream:
     """Async iterator of `ChatCompletionChunk`s; use as `async with client.stream(...)`.
 
-    The request holds a concurrency slot from before it is sent until the stream closes.
+    The request holds a concurrency slot from before it is sent until the stream closes;
+    one that has to wait for its slot says so once (a warning with the wait), whatever
+    its retries.
     Failures before the first content or tool-call delta is handed on are retried by the
     policy; after that a failure ends the stream with `StreamInterruptedError`. Each
     attempt must bring its first token within ``first_token_timeout`` (else a timeout,
@@ -89,6 +92,9 @@ class ElectronStream:
         on_usage: Callable[[Usage], None],
         first_token_timeout: float = math.inf,
         stall_timeout: float = math.inf,
+        on_queued: Callable[[], None] | None = None,
+        on_send: Callable[[float], None] | None = None,
+        limit_note: str = "",
     ) -> None:
         self._openai_client = openai_client
         self._limiter_factory = limiter
@@ -102,6 +108,10 @@ class ElectronStream:
         self._redact = redact
         self._auth_hint = auth_hint
         self._on_usage = on_usage
+        self._on_queued = on_queued
+        self._on_send = on_send
+        self._limit_note = limit_note  # e.g. "for https://…, plan='standard'", for the log
+        self.waited_s = 0.0  # how long the request waited for its concurrency slot
         self.request_id: str | None = None
         self.usage: Usage | None = None
         self.attempts = 0
@@ -128,12 +138,47 @@ class ElectronStream:
         self._token = set_request_id(None)
         try:
             self._limiter = self._limiter_factory()
-            await self._limiter.acquire_on_behalf_of(self._borrower)
+            await self._take_slot(self._limiter)
+            if self._on_send is not None:
+                self._on_send(self.waited_s)
             self._pending = await self._connect(None)
         except BaseException:
             await self._close()
             raise
         return self
+
+    async def _take_slot(self, limiter: anyio.CapacityLimiter) -> None:
+        """A concurrency slot: at once when one is free, else after a wait, logged once."""
+        await checkpoint_if_cancelled()
+        try:
+            limiter.acquire_on_behalf_of_nowait(self._borrower)
+            return
+        except anyio.WouldBlock:
+            pass
+        started = anyio.current_time()
+        if self._on_queued is not None:
+            self._on_queued()
+        try:
+            await limiter.acquire_on_behalf_of(self._borrower)
+        except BaseException:
+            waited_ms = (anyio.current_time() - started) * 1000.0
+            logger.info(
+                "LLM request abandoned after waiting %.0f ms for a concurrency slot "
+                "(%g in flight allowed %s)",
+                waited_ms,
+                limiter.total_tokens,
+                self._limit_note,
+            )
+            raise
+        self.waited_s = anyio.current_time() - started
+        logger.warning(
+            "LLM request waited %.0f ms for a concurrency slot: %g in flight allowed %s, "
+            "all taken. If the account allows more, raise it: ElectronClient(plan=...) "
+            "('enterprise', a number, or 0 for no limit)",
+            self.waited_s * 1000.0,
+            limiter.total_tokens,
+            self._limit_note,
+        )
 
     async def __aexit__(
         self,
