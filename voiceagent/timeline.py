@@ -24,6 +24,7 @@ __all__ = ["EVENT_KINDS", "SessionClock", "Timeline", "TimelineEvent", "TurnTime
 EVENT_KINDS: dict[str, dict[str, type]] = {
     "user.speech_end": {},
     "stt.final": {"text": str},
+    "llm.queued": {"round": int},  # ours: waiting for a concurrency slot (llm.request ends it)
     "llm.request": {"round": int},
     "llm.first_token": {"round": int},
     "llm.end": {"round": int},
