@@ -1,14 +1,24 @@
 """LLM text deltas → speakable phrases for TTS (sans-IO): one phrase is one TTS request, and
-its text streams out word by word before the phrase ends."""
+its text streams out word by word before the phrase ends. A phrase ends at the token that
+completes it: the turn asks after each delta (`flush_complete`), and `flush()`es a held end
+after a quiet or when the model turns to tool calls."""
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from voiceagent.speakable import CLAUSE_MARKS, CLOSERS, OPENERS, TERMINALS, speak_word
 
-__all__ = ["PhraseSplitter", "PhraseText", "speakable"]
+__all__ = ["QUIET_FLUSH_MS", "PhraseSplitter", "PhraseText", "speakable"]
+
+# A held sentence end that the next character could still continue ("3." → "3.5") is taken
+# as the end after this long without a delta. Over loopback the Electron fake at a model's
+# 20 ms/token delivers deltas 21 ms apart (p99 22 ms alone, 25 ms among 20 streams, rare
+# stragglers to 48 ms): 40 ms is about two tokens' time, so a model that is still talking
+# is not cut mid-number, while a real pause costs at most 40 ms, and only after such ends.
+QUIET_FLUSH_MS = 40.0
 
 _ALWAYS_ENDS = frozenset("!?…।॥。！？")
 # Punctuation left alone by a dropped emoji ("great 👍!") joins the word before it.
@@ -26,6 +36,12 @@ _LINK = re.compile(r"(!?)\[([^\[\]]*)\]\([^()\s]*\)")
 _FENCES = ("```", "~~~")
 _LINK_LIMIT = 300  # characters of an unfinished link held before giving up on it
 _FENCE_LIMIT = 4000  # characters of an unclosed code fence kept to speak if it never closes
+# Marks a phrase end waits for when a delta stops right after it, and that a flush drops when
+# they come right after it: closing quotes and brackets, more of the end ("?!", "...").
+_TRAILING = frozenset(CLOSERS + TERMINALS + CLAUSE_MARKS)
+_MARKUP = "*_~`"
+_PAIRS = {"(": ")", "{": "}", "“": "”", "«": "»", "「": "」", "『": "』", "（": "）"}
+_QUOTES = frozenset('"' + "".join(_PAIRS) + "".join(_PAIRS.values()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +74,8 @@ class PhraseSplitter:
         self._space = False  # whitespace before the next spoken word
         self._held = ""  # the last word: a boundary may yet fall after it
         self._held_ambiguous = False
+        self._quotes = ""  # the current phrase's quotes and brackets: is one still open?
+        self._flushed = False  # ended by flush(): marks right after it are dropped
         self._has_text = False
         self._words = 0
         self._first_done = False
@@ -81,6 +99,15 @@ class PhraseSplitter:
         return self._take()
 
     def finish(self) -> list[PhraseText]:
+        """The stream has ended: the rest is the last phrase; the splitter starts afresh."""
+        out = self.flush()
+        self._reset()
+        return out
+
+    def flush(self) -> list[PhraseText]:
+        """End the current phrase where the text stands (a quiet after a sentence end, or
+        the model turned to tool calls); what follows starts a new phrase, less the closing
+        marks that come right after the flush (a quote, "!" after "?"), which say nothing."""
         if self._word:
             self._token_done()
         self._flush_link()
@@ -88,11 +115,23 @@ class PhraseSplitter:
             fence, self._fence = "".join(self._fence), None
             self._speak_raw(fence)
         self._release(end=True)
-        if self._pending:
-            self._out.append(PhraseText("".join(self._pending), True))
-        out = self._out
-        self._reset()
+        if self._pending:  # nothing was held for the end to ride on
+            self._end_phrase()
+        out = self._take()
+        self._flushed = any(piece.end for piece in out)
         return out
+
+    def flush_complete(self) -> list[PhraseText]:
+        """The current phrase's end, if the text fed so far completes it for certain (call
+        at each delta's end): "…for you." ends now, not when the next token shows a space.
+        Nothing when a later character could change it ("3." → "3.5", a closing quote)."""
+        return self.flush() if self._held_end() == "complete" else []
+
+    @property
+    def end_pending(self) -> bool:
+        """A phrase end is held that only the next character can confirm; `flush()` it when
+        the stream stays quiet."""
+        return self._held_end() is not None
 
     def _take(self) -> list[PhraseText]:
         if self._pending:
@@ -184,6 +223,9 @@ class PhraseSplitter:
             self._space = self._space or gap
             return
         space, self._space = self._space or gap, False
+        flushed, self._flushed = self._flushed, False
+        if flushed and not space and _TRAILING.issuperset(text):
+            return  # the end of the phrase just flushed
         if self._held_ambiguous:
             first = next((c for c in text if c.isalnum()), "")
             self._release(end=not (first.islower() or first.isdigit()))
@@ -206,11 +248,53 @@ class PhraseSplitter:
         text, self._held, self._held_ambiguous = self._held, "", False
         if text:
             self._pending.append(text)
+            self._quotes += "".join(c for c in text if c in _QUOTES)
         # With nothing held, an end has no text to ride on; the phrase runs on instead.
         if end and text:
-            self._out.append(PhraseText("".join(self._pending), True))
-            self._pending.clear()
-            self._has_text, self._words, self._first_done = False, 0, True
+            self._end_phrase()
+
+    def _end_phrase(self) -> None:
+        self._out.append(PhraseText("".join(self._pending), True))
+        self._pending.clear()
+        self._has_text, self._words, self._first_done = False, 0, True
+        self._quotes = ""
+
+    # Ends at a delta's end: would the partial token end the phrase once it is complete,
+    # and can nothing that follows it change that?
+
+    def _held_end(self) -> str | None:
+        """ "complete", "unsure" (the next character decides), or None (no end is held)."""
+        if self._link is not None or self._fence is not None:
+            return None
+        if not self._word:
+            return "unsure" if self._held_ambiguous else None
+        word = "".join(self._word)
+        if self._line_start and (
+            word.startswith(_FENCES) or word == ">" or _LINE_MARK.fullmatch(word)
+        ):
+            return None  # a code fence, a quote marker, a list bullet: not words
+        if "[" in word or _RULE.fullmatch(word):
+            return None
+        text = speak_word(word)
+        if not text:
+            return None
+        kind = _boundary(text)
+        if kind == "ambiguous":
+            return "unsure"  # "p.m." ends a sentence only before a capital
+        words, first_done = self._words, self._first_done
+        if self._held_ambiguous:  # released before this word, maybe as the end of a phrase
+            first = next((c for c in text if c.isalnum()), "")
+            if not (first.islower() or first.isdigit()):
+                words, first_done = 0, True
+        words += sum(any(c.isalnum() for c in t) for t in text.split())
+        if not (
+            kind == "sentence"
+            or (kind == "clause" and not first_done and words >= self.first_min_words)
+        ):
+            return None
+        if not _cannot_continue(word) or _open_quote(self._quotes + self._held + text):
+            return "unsure"
+        return "complete"
 
 
 def speakable(text: str) -> str:
@@ -238,6 +322,26 @@ def _is_cjk(c: str) -> bool:
         or 0xFF00 <= o <= 0xFFEF  # full-width forms: ！？，
         or 0x20000 <= o <= 0x2FFFF
     )
+
+
+def _cannot_continue(word: str) -> bool:
+    """No character after this token could make it go on: its end marks follow a plain
+    word ("you.", "friend,", "हैं।"), not a number, URL or abbreviation ("3." may be "3.5",
+    "example.com/path?" may go on with "x=1"); a CJK mark ends whatever comes before it."""
+    rest = word.rstrip(CLOSERS + _MARKUP)
+    stem = rest.rstrip("".join(_TRAILING))
+    marks = rest[len(stem) :]
+    stem = stem.lstrip(OPENERS + _MARKUP)
+    if not stem:
+        return bool(marks) and marks[-1] in "。！？।॥"
+    return all(unicodedata.category(c)[0] in "LM" or c in "'’-" for c in stem)
+
+
+def _open_quote(text: str) -> bool:
+    """A quote or bracket is open: its closer may come next."""
+    if text.count('"') % 2:
+        return True
+    return any(text.count(opener) > text.count(closer) for opener, closer in _PAIRS.items())
 
 
 def _link_open(raw: str) -> bool:
