@@ -15,7 +15,7 @@ from anyio.abc import TaskGroup
 from voiceagent.agent import Agent
 from voiceagent.history import History
 from voiceagent.llm import ElectronClient, ElectronError
-from voiceagent.phrases import PhraseSplitter, PhraseText
+from voiceagent.phrases import QUIET_FLUSH_MS, PhraseSplitter, PhraseText
 from voiceagent.reading import read_stream
 from voiceagent.rounds import Round, TurnResult, commit_heard
 from voiceagent.speech import Segment, SpeechQueue
@@ -61,6 +61,7 @@ class TurnEngine:
         session: object | None = None,
         drain_on_interrupt: bool = False,
         background: TaskGroup | None = None,
+        quiet_flush_ms: float = QUIET_FLUSH_MS,
     ) -> None:
         self.agent = agent
         self.llm = llm
@@ -79,6 +80,9 @@ class TurnEngine:
         self.background = background
         self.last: TurnResult | None = None  # the latest turn's result, even a cancelled one
         self._muted = False  # interrupted: nothing more of this turn is spoken
+        # a held phrase end ("3." may be "3.5") is flushed after this long without a delta
+        self.quiet_flush_ms = quiet_flush_ms
+        self._quiet: anyio.CancelScope | None = None  # that timer, while one runs
 
     async def run(
         self,
@@ -247,6 +251,8 @@ class TurnEngine:
             sent["end"] = True
             if sent["request"]:
                 tl.mark("llm.end", round=rnd.number)
+            if self._quiet is not None:
+                self._quiet.cancel()
 
     def _on_event(
         self,
@@ -261,12 +267,21 @@ class TurnEngine:
         if isinstance(event, (TextDelta, ToolCallStarted)) and not rnd.first_token:
             rnd.first_token = True
             tl.mark("llm.first_token", round=rnd.number)
+        if self._quiet is not None:  # the stream went on: the held end is its to decide
+            self._quiet.cancel()
+            self._quiet = None
         if isinstance(event, TextDelta):
             rnd.content += event.text
             if self.on_text is not None:
                 self.on_text(event.text)
-            self._speak(tg, tl, rnd, splitter.feed(event.text), segment)
+            # a phrase is flushed at the token that completes it: Lightning starts only then
+            pieces = splitter.feed(event.text) + splitter.flush_complete()
+            self._speak(tg, tl, rnd, pieces, segment)
+            if splitter.end_pending:
+                self._quiet = anyio.CancelScope()
+                tg.start_soon(self._flush_when_quiet, tg, tl, rnd, splitter, segment, self._quiet)
         elif isinstance(event, ToolCallStarted):
+            self._speak(tg, tl, rnd, splitter.flush(), segment)  # the model's words are done
             if tool_choice == "none":
                 return  # the model was told not to call tools: such a call is never run
             call = ToolCall(event.call_id, event.name, index=event.index, round=rnd.number)
@@ -313,6 +328,22 @@ class TurnEngine:
             if piece.end:
                 current.end()
                 segment[0] = None
+
+    async def _flush_when_quiet(
+        self,
+        tg: TaskGroup,
+        tl: TurnTimeline,
+        rnd: Round,
+        splitter: PhraseSplitter,
+        segment: list[Segment | None],
+        scope: anyio.CancelScope,
+    ) -> None:
+        """A held phrase end that the next delta would decide ("3." or "3.5"): no delta for
+        `quiet_flush_ms`, and it is the end (cancelled when a delta comes first)."""
+        with scope:
+            await anyio.sleep(self.quiet_flush_ms / 1000.0)
+            if splitter.end_pending:
+                self._speak(tg, tl, rnd, splitter.flush(), segment)
 
     def _say(self, tg: TaskGroup, tl: TurnTimeline, rnd: Round, text: str) -> None:
         """Speak a whole phrase of ours (a filler, an apology, a tool's ctx.say())."""
