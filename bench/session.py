@@ -22,6 +22,12 @@ asked while the agent answers a long one; ours = the VAD's SpeechStarted reaches
 
 Run: ``.venv/bin/python bench/session.py [--runs N] [--quick] [--wav-dir DIR]`` (the default
 run takes about six minutes: every conversation plays at real time).
+
+``--sessions 1,50`` measures instead N sessions of the fakes stack at once, each the README's
+``Session`` over its own ``WavTransport``, all on one ``ElectronClient`` pointed at the
+simulator (127.0.0.1: not Electron's host, so no plan limit unless asked), with the issue's
+pace (TTFT 300 ms, 20 ms/token) and no TTS account limit: first audio p50/p95 per N, the
+turn's total, and the requests that waited for a concurrency slot (``llm.queued``).
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ from session_stacks import (
     offline_stack,
 )
 
+from voiceagent.llm import ElectronClient
 from voiceagent.session_events import BargeIn, TurnEnded
 from voiceagent.testing.electron import ElectronServer
 from voiceagent.testing.lightning import LightningServer
@@ -329,16 +336,137 @@ NOTES = [
 ]
 
 
+# --- many sessions at once (--sessions) ---------------------------------------------------
+
+CROWD_TTFT_MS, CROWD_TOKEN_MS = 300.0, 20.0  # the issue's pace
+
+
+@dataclass
+class Crowd:
+    sessions: int
+    asked: int = 0  # user questions asked over all sessions
+    first_audio: list[float] = field(default_factory=list)  # first_audio_ms, answered turns
+    total: list[float] = field(default_factory=list)  # the turns' total_ms
+    waits: list[float] = field(default_factory=list)  # waited_ms of requests that queued
+    requests: int = 0  # llm.request events
+    peak_in_flight: int = 0  # the simulator's peak of requests in flight
+    late_blocks: int = 0
+
+
+async def crowd(
+    n: int, talk: Conversation, wav: Path, urls: tuple[str, str, str], electron: ElectronServer
+) -> Crowd:
+    """N sessions at once on one ElectronClient; the simulator's peak in flight is theirs."""
+    llm_url, pulse_url, tts_url = urls
+    result = Crowd(n, asked=n * len(talk.lines))
+    electron.max_in_flight = 0
+    async with fakes_stack(pulse_url, tts_url, tts_concurrency=0) as stack:
+        llm = ElectronClient(llm_url)  # as in the README: one client, no plan given
+        recordings: list[Recording] = []
+
+        async def one(index: int) -> None:
+            rec = await converse(
+                stack, talk, wav, llm_url, llm=llm, tag=f"-{index}", progress=False
+            )
+            recordings.append(rec)
+
+        async with anyio.create_task_group() as tg:
+            for index in range(n):
+                tg.start_soon(one, index)
+    result.peak_in_flight = electron.max_in_flight
+    for rec in recordings:
+        result.late_blocks += rec.late_blocks
+        for event in rec.events:
+            if not isinstance(event, TurnEnded) or event.result.timeline.trigger != "user":
+                continue
+            turn = event.result.timeline
+            metrics = turn.metrics()
+            if metrics["first_audio_ms"] is not None:
+                result.first_audio.append(metrics["first_audio_ms"])
+                result.total.append(metrics["total_ms"])
+            for e in turn.events:
+                if e.kind == "llm.request":
+                    result.requests += 1
+                    if "waited_ms" in e.attrs:
+                        result.waits.append(float(e.attrs["waited_ms"]))
+    return result
+
+
+def crowd_report(crowds: list[Crowd]) -> str:
+    def pct(values: list[float], q: float) -> str:
+        return f"{np.percentile(values, q):.1f}" if values else "-"
+
+    lines = [
+        f"N sessions at once (fakes stack, WavTransport at real time), one ElectronClient at "
+        f"the simulator (127.0.0.1), TTFT {CROWD_TTFT_MS:g} ms, {CROWD_TOKEN_MS:g} ms/token,",
+        "no TTS account limit; first audio = user.speech_end → audio.start; ms, interpolated.",
+        f"{'N':>4} {'answered':>9} {'first p50':>10} {'first p95':>10} {'turn p50':>9} "
+        f"{'turn p95':>9} {'queued':>11} {'wait p95':>9} {'peak':>5} {'late':>5}",
+    ]
+    for c in crowds:
+        queued = f"{len(c.waits)}/{c.requests}"
+        lines.append(
+            f"{c.sessions:>4} {f'{len(c.first_audio)}/{c.asked}':>9} "
+            f"{pct(c.first_audio, 50):>10} {pct(c.first_audio, 95):>10} "
+            f"{pct(c.total, 50):>9} {pct(c.total, 95):>9} {queued:>11} "
+            f"{pct(c.waits, 95):>9} {c.peak_in_flight:>5} {c.late_blocks:>5}"
+        )
+    lines.append(
+        "queued: requests that waited for a concurrency slot (llm.request's waited_ms); peak:"
+    )
+    lines.append("the simulator's most requests in flight; late: speaker blocks written late.")
+    return "\n".join(lines)
+
+
+def run_crowds(args: argparse.Namespace, questions: int) -> None:
+    with contextlib.ExitStack() as resources:
+        folder = args.wav_dir or Path(resources.enter_context(tempfile.TemporaryDirectory()))
+        folder.mkdir(parents=True, exist_ok=True)
+        talk = conversation(questions)
+        wav = talk.write(folder / "questions.wav", GAP_S)
+        electron = resources.enter_context(
+            ElectronServer.running_in_thread(ttft_ms=CROWD_TTFT_MS, token_ms=CROWD_TOKEN_MS)
+        )
+        pulse = resources.enter_context(PulseServer.running_in_thread(transcribe="table"))
+        for line in talk.lines:
+            pulse.table.add(line.pcm, line.text, IN_RATE)
+        lightning = resources.enter_context(
+            LightningServer.running_in_thread(voice="synthetic", account_limit=0)
+        )
+        urls = (electron.base_url, pulse.url, lightning.ws_url)
+        crowds = []
+        for n in args.sessions:
+            print(f"{n} session(s)…", file=sys.stderr, flush=True)
+            crowds.append(anyio.run(crowd, n, talk, wav, urls, electron))
+    print(crowd_report(crowds))
+
+
+def sessions_list(text: str) -> list[int]:
+    values = [int(part) for part in text.split(",") if part.strip()]
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError("a list of session counts >= 1, e.g. 1,50")
+    return values
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=1, help="conversations per stack and kind")
     parser.add_argument("--quick", action="store_true", help="3 questions, 1 barge-in (smoke)")
     parser.add_argument("--wav-dir", type=Path, help="keep the conversations and recordings here")
     parser.add_argument("--verbose", action="store_true", help="each turn's figures to stderr")
+    parser.add_argument(
+        "--sessions",
+        type=sessions_list,
+        metavar="N[,N…]",
+        help="instead: N sessions at once on one ElectronClient (fakes stack), e.g. 1,50",
+    )
     args = parser.parse_args()
     if args.runs < 1:
         parser.error("--runs must be at least 1")
     questions, barge_ins = (3, 1) if args.quick else (len(QUESTIONS), BARGE_INS)
+    if args.sessions:
+        run_crowds(args, questions)
+        return
     offline = have_offline_stack()
     with contextlib.ExitStack() as resources:
         folder = args.wav_dir or Path(resources.enter_context(tempfile.TemporaryDirectory()))

@@ -228,13 +228,16 @@ async def offline_stack() -> AsyncIterator[Stack]:
 
 
 @asynccontextmanager
-async def fakes_stack(pulse_url: str, lightning_url: str) -> AsyncIterator[Stack]:
-    """PulseSTT (its own VAD events) + LightningTTS, against the local fakes."""
+async def fakes_stack(
+    pulse_url: str, lightning_url: str, tts_concurrency: int = 1
+) -> AsyncIterator[Stack]:
+    """PulseSTT (its own VAD events) + LightningTTS, against the local fakes
+    (``tts_concurrency``: LightningTTS's ``max_concurrent``, 0 = no limit)."""
     from voiceagent.adapters.lightning import LightningTTS
     from voiceagent.adapters.pulse import PulseSTT
 
     stt = PulseSTT(pulse_url, sample_rate=IN_RATE, extra_query={"eou_timeout_ms": HANGOVER_MS})
-    tts = LightningTTS(lightning_url, sample_rate=OUT_RATE)
+    tts = LightningTTS(lightning_url, sample_rate=OUT_RATE, max_concurrent=tts_concurrency)
     async for _ in tts.synthesize(_one("Warm up.")):  # the socket opens now, not in turn 1
         pass
     label = "local fakes: PulseSTT + Electron simulator + LightningTTS (synthetic voice)"
@@ -260,11 +263,22 @@ class Recording:
     late_blocks: int  # blocks the speaker wrote more than a block after their due time
 
 
-async def converse(stack: Stack, talk: Conversation, wav: Path, llm_url: str) -> Recording:
-    """One session of ``stack`` over ``wav`` at real time, until the WAV ends (hang-up)."""
+async def converse(
+    stack: Stack,
+    talk: Conversation,
+    wav: Path,
+    llm_url: str,
+    *,
+    llm: ElectronClient | None = None,
+    tag: str = "",
+    progress: bool = True,
+) -> Recording:
+    """One session of ``stack`` over ``wav`` at real time, until the WAV ends (hang-up);
+    ``llm``: a client shared with other sessions (else one of its own for ``llm_url``),
+    ``tag``: tells apart the recordings of sessions run at once."""
     clock = SessionClock()
     stamps = Stamps(clock)
-    out = wav.with_name(f"{wav.stem}-{stack.name}-reply.wav")
+    out = wav.with_name(f"{wav.stem}-{stack.name}{tag}-reply.wav")
     transport = WavTransport(
         wav, out, output_rate=OUT_RATE, origin=clock.origin, hang_up_after_s=0.0
     )
@@ -279,7 +293,7 @@ async def converse(stack: Stack, talk: Conversation, wav: Path, llm_url: str) ->
         stt=StampedSTT(stack.stt, stamps),
         tts=stack.tts,
         vad=StampedVAD(stack.vad(), stamps) if stack.vad is not None else None,
-        llm=ElectronClient(llm_url),
+        llm=llm if llm is not None else ElectronClient(llm_url),
         end_of_turn_ms=END_OF_TURN_MS,
         idle_timeout_s=None,
         reprompt=None,
@@ -295,5 +309,6 @@ async def converse(stack: Stack, talk: Conversation, wav: Path, llm_url: str) ->
     async with anyio.create_task_group() as tg:
         tg.start_soon(watch)
         await session.run()
-    print(".", end="", file=sys.stderr, flush=True)
+    if progress:
+        print(".", end="", file=sys.stderr, flush=True)
     return Recording(talk, events, stamps, transport.output.samples, transport.output.late_blocks)
