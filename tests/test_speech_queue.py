@@ -130,7 +130,8 @@ async def test_a_cut_segment_s_tts_request_is_closed_by_its_consumer() -> None:
 async def test_a_cut_segment_whose_audio_was_all_handed_over_ends_on_the_timeline() -> None:
     timeline = Timeline(SessionClock())
     turn = timeline.start_turn()
-    queue = SpeechQueue(TestTTS(RATE, first_byte_ms=0, ms_per_char=10))
+    # audio before the segment ends: a voice that speaks each fragment as it comes
+    queue = SpeechQueue(TestTTS(RATE, first_byte_ms=0, ms_per_char=10, stream_fragments=True))
     async with anyio.create_task_group() as tg:
         segment = queue.open(tg, round=1, timeline=turn)
         segment.send("Hi")

@@ -1,4 +1,5 @@
-"""TestTTS, the shipped fake: real PCM, a tone per character, first audio after a set delay."""
+"""TestTTS, the shipped fake: real PCM, a tone per character, first audio a set delay after
+the flush (or, with ``stream_fragments``, after the first fragment)."""
 
 from __future__ import annotations
 
@@ -52,20 +53,76 @@ async def test_the_pitch_changes_from_one_character_to_the_next() -> None:
     assert crossings(first) != crossings(second)
 
 
-async def test_the_audio_depends_on_the_text_only_not_on_how_it_was_split() -> None:
+@pytest.mark.parametrize("stream_fragments", [False, True])
+async def test_the_audio_depends_on_the_text_only_not_on_how_it_was_split(
+    stream_fragments: bool,
+) -> None:
     whole = b"".join(await synthesize(TestTTS(first_byte_ms=0), ["Hello there."]))
-    split = b"".join(await synthesize(TestTTS(first_byte_ms=0), ["Hel", "", "lo th", "ere."]))
+    tts = TestTTS(first_byte_ms=0, stream_fragments=stream_fragments)
+    split = b"".join(await synthesize(tts, ["Hel", "", "lo th", "ere."]))
     assert whole == split
 
 
-async def test_audio_comes_in_chunks_of_chunk_ms() -> None:
-    tts = TestTTS(sample_rate=24000, first_byte_ms=0, ms_per_char=60, chunk_ms=20)
+@pytest.mark.parametrize("stream_fragments", [False, True])
+async def test_audio_comes_in_chunks_of_chunk_ms(stream_fragments: bool) -> None:
+    tts = TestTTS(
+        sample_rate=24000,
+        first_byte_ms=0,
+        ms_per_char=60,
+        chunk_ms=20,
+        stream_fragments=stream_fragments,
+    )
     chunks = await synthesize(tts, ["abc", "de"])
     assert [audio.pcm_samples(chunk) for chunk in chunks] == [480] * 15
 
 
-async def test_the_first_chunk_waits_first_byte_ms_after_the_first_fragment() -> None:
+async def test_only_the_last_chunk_of_a_phrase_may_be_shorter() -> None:
+    tts = TestTTS(sample_rate=24000, first_byte_ms=0, ms_per_char=50, chunk_ms=20)
+    chunks = await synthesize(tts, ["abc", "de"])  # 250 ms: 12 chunks of 20 ms and 10 ms
+    assert [audio.pcm_samples(chunk) for chunk in chunks] == [480] * 12 + [240]
+
+
+async def test_the_first_chunk_waits_first_byte_ms_after_the_flush() -> None:
     tts = TestTTS(first_byte_ms=50)
+
+    async def slow_fragments() -> AsyncIterator[str]:
+        yield "Hello "
+        await anyio.sleep(0.05)
+        yield "there."
+
+    chunks = [chunk async for chunk in tts.synthesize(slow_fragments())]
+    record = tts.records[0]
+    assert chunks and record.first_fragment_at is not None
+    assert record.flushed_at is not None and record.first_audio_at is not None
+    assert record.flushed_at - record.first_fragment_at >= 0.049
+    # (less a millisecond: the event loop may wake a timer by its clock resolution early)
+    assert record.first_audio_at - record.flushed_at >= 0.049
+
+
+async def test_nothing_is_voiced_before_the_flush() -> None:
+    send, receive = anyio.create_memory_object_stream[str](10)
+    tts = TestTTS(first_byte_ms=0, ms_per_char=20)
+    received: list[bytes] = []
+
+    async def consume() -> None:
+        async for chunk in tts.synthesize(receive):
+            received.append(chunk)
+
+    with anyio.fail_after(5):
+        async with receive, anyio.create_task_group() as group:
+            group.start_soon(consume)
+            await send.send("Hi")
+            await send.send(" there")
+            await anyio.sleep(0.05)
+            assert received == [] and tts.requests == ["Hi there"]
+            assert tts.records[0].flushed_at is None
+            await send.aclose()
+    assert audio.pcm_samples(b"".join(received)) == 8 * 480
+    assert tts.records[0].flushed_at is not None
+
+
+async def test_streaming_fragments_waits_first_byte_ms_after_the_first_fragment() -> None:
+    tts = TestTTS(first_byte_ms=50, stream_fragments=True)
     await synthesize(tts, ["Hello."])
     record = tts.records[0]
     assert record.first_fragment_at is not None and record.first_audio_at is not None
@@ -73,7 +130,10 @@ async def test_the_first_chunk_waits_first_byte_ms_after_the_first_fragment() ->
     assert record.first_audio_at - record.first_fragment_at >= 0.049
 
 
-async def test_after_the_first_chunk_it_never_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("stream_fragments", [False, True])
+async def test_after_the_first_chunk_it_never_waits(
+    monkeypatch: pytest.MonkeyPatch, stream_fragments: bool
+) -> None:
     events: list[str] = []
     real_sleep = anyio.sleep
 
@@ -82,7 +142,7 @@ async def test_after_the_first_chunk_it_never_waits(monkeypatch: pytest.MonkeyPa
         await real_sleep(delay)
 
     monkeypatch.setattr(anyio, "sleep", recording_sleep)
-    tts = TestTTS(first_byte_ms=10, ms_per_char=60)
+    tts = TestTTS(first_byte_ms=10, ms_per_char=60, stream_fragments=stream_fragments)
     async for _ in tts.synthesize(fragments_of("A long phrase, ", "many seconds of it.")):
         events.append("chunk")
     first_chunk = events.index("chunk")
@@ -90,9 +150,9 @@ async def test_after_the_first_chunk_it_never_waits(monkeypatch: pytest.MonkeyPa
     assert "sleep" not in events[first_chunk:]
 
 
-async def test_each_fragment_is_voiced_before_the_next_one_arrives() -> None:
+async def test_streaming_fragments_voices_each_before_the_next_one_arrives() -> None:
     send, receive = anyio.create_memory_object_stream[str](10)
-    tts = TestTTS(first_byte_ms=0, ms_per_char=20)
+    tts = TestTTS(first_byte_ms=0, ms_per_char=20, stream_fragments=True)
     with anyio.fail_after(5):  # a TTS that waited for the whole phrase would hang here
         async with send, receive:
             await send.send("Hi")

@@ -1,4 +1,5 @@
-"""A fake TTS for tests: deterministic real PCM, first audio after a set delay, then fast.
+"""A fake TTS for tests: deterministic real PCM, first audio a set delay after the phrase's
+flush (as Lightning), then fast.
 
 Every sample it makes is non-zero, so an exact zero in an output means "nothing was queued".
 """
@@ -27,6 +28,7 @@ class TestTTSRecord:
     text: str = ""
     started_at: float = 0.0
     first_fragment_at: float | None = None
+    flushed_at: float | None = None  # the input ended (the flush), with text to voice
     first_audio_at: float | None = None
     ended_at: float | None = None
     cancelled: bool = False
@@ -41,12 +43,14 @@ class TestTTSError(RuntimeError):
 class TestTTS:
     """``ports.TTS`` with a tone per character: ``ms_per_char`` of audio for each one.
 
-    Each fragment is voiced as it arrives, spaces and punctuation included, so a phrase is
-    one unbroken tone whose pitch changes per character. The first chunk comes
-    ``first_byte_ms`` after the first non-empty fragment; later ones as fast as they are
-    made, ``chunk_ms`` long (a fragment's last chunk may be shorter). The audio of a phrase
-    depends only on its text, not on how it was split into fragments. ``fail`` arms an
-    error for requests whose text contains given words.
+    A phrase is one unbroken tone, spaces and punctuation included, whose pitch changes per
+    character. Like Lightning, it synthesises a phrase only at its flush (the end of its
+    fragments): the first chunk comes ``first_byte_ms`` after the flush, later ones as fast
+    as they are made, ``chunk_ms`` long (the last may be shorter). ``stream_fragments=True``
+    voices each fragment as it arrives instead, the first chunk ``first_byte_ms`` after the
+    first non-empty fragment (a fragment's last chunk may be shorter). Either way the audio
+    of a phrase depends only on its text, not on how it was split into fragments. ``fail``
+    arms an error for requests whose text contains given words.
     """
 
     __test__ = False  # not a pytest test class, despite its name
@@ -57,11 +61,14 @@ class TestTTS:
         first_byte_ms: float = 150.0,
         ms_per_char: float = 60.0,
         chunk_ms: float = 20.0,
+        *,
+        stream_fragments: bool = False,
     ) -> None:
         self._sample_rate = sample_rate
         self.first_byte_ms = first_byte_ms
         self.ms_per_char = ms_per_char
         self.chunk_samples = max(1, audio.ms_to_samples(chunk_ms, sample_rate))
+        self.stream_fragments = stream_fragments
         self.records: list[TestTTSRecord] = []
         self.closed = False
         self._failures: list[tuple[str, int]] = []  # (words, chunks served before the error)
@@ -94,14 +101,18 @@ class TestTTS:
                 record.text += fragment
                 if record.first_fragment_at is None:
                     record.first_fragment_at = time.monotonic()
-                pcm = voice.say(fragment)
-                for start in range(0, len(pcm), 2 * self.chunk_samples):
-                    self._maybe_fail(record.text, served)
+                if self.stream_fragments:
+                    for chunk in self._chunks(voice.say(fragment)):
+                        await self._ready(record, served)
+                        served += 1
+                        yield chunk
+            if record.text:
+                record.flushed_at = time.monotonic()
+            if record.text and not self.stream_fragments:
+                for chunk in self._chunks(voice.say(record.text)):
+                    await self._ready(record, served)
                     served += 1
-                    await self._pace(record)
-                    if record.first_audio_at is None:
-                        record.first_audio_at = time.monotonic()
-                    yield pcm[start : start + 2 * self.chunk_samples]
+                    yield chunk
         except BaseException:
             # Cancelled, or the consumer stopped reading (GeneratorExit): no more audio.
             record.cancelled = True
@@ -109,14 +120,26 @@ class TestTTS:
         finally:
             record.ended_at = time.monotonic()
 
+    def _chunks(self, pcm: bytes) -> list[bytes]:
+        step = 2 * self.chunk_samples
+        return [pcm[start : start + step] for start in range(0, len(pcm), step)]
+
+    async def _ready(self, record: TestTTSRecord, served: int) -> None:
+        """Until the next chunk may go (``served`` chunks of this request went before)."""
+        self._maybe_fail(record.text, served)
+        await self._pace(record)
+        if record.first_audio_at is None:
+            record.first_audio_at = time.monotonic()
+
     def _maybe_fail(self, text: str, served: int) -> None:
         for words, after_chunks in self._failures:
             if words in text and served >= after_chunks:
                 raise TestTTSError(f"TestTTS failed {text!r} on purpose after {served} chunks")
 
     async def _pace(self, record: TestTTSRecord) -> None:
-        if record.first_audio_at is None and record.first_fragment_at is not None:
-            due = record.first_fragment_at + self.first_byte_ms / 1000.0
+        began = record.first_fragment_at if self.stream_fragments else record.flushed_at
+        if record.first_audio_at is None and began is not None:
+            due = began + self.first_byte_ms / 1000.0
             await anyio.sleep(max(0.0, due - time.monotonic()))
         else:
             # Faster than real time, yet a consumer that never awaits elsewhere cannot starve
