@@ -111,6 +111,9 @@ class SpeechQueue:
         self._idle = anyio.Event()
         self._idle.set()
         self._voiced = (0, 0)  # characters and samples of the phrases synthesised whole
+        # set when a speaker asleep in wait_for_audio() has something to do: audio arrived,
+        # or a segment's synthesis ended (it may be finished now)
+        self._wake = anyio.Event()
 
     @property
     def sample_rate(self) -> int:
@@ -171,6 +174,7 @@ class SpeechQueue:
                     if usable:
                         segment._chunks.append(pcm[:usable])
                         segment.received += usable // BYTES_PER_SAMPLE
+                        self._wake.set()
                 else:
                     segment.whole = not segment.cancelled
                     if segment.whole and segment.received and segment.text:
@@ -190,6 +194,7 @@ class SpeechQueue:
         finally:
             segment.synthesised = True
             segment.end()
+            self._wake.set()
             if segment.received == 0 and not segment.cancelled:
                 self._drop_silent(segment)
 
@@ -226,6 +231,23 @@ class SpeechQueue:
         if self._segments and self._segments[0].finished:
             self._retire(self._segments[0], position + len(out) // BYTES_PER_SAMPLE)
         return bytes(out)
+
+    async def wait_for_audio(self) -> None:
+        """Until a read would play audio or move the queue on (a segment to retire, or one
+        whose last sample was handed over and has yet to be reached). A speaker whose read
+        gave nothing may sleep here rather than read a silent block every block; when it
+        wakes, its next read is at its real-time position (the silence slept through is
+        its own to account), so positions and what was heard stay exact."""
+        while not self._has_work():
+            if self._wake.is_set():
+                self._wake = anyio.Event()
+            await self._wake.wait()
+
+    def _has_work(self) -> bool:
+        if self._ending:
+            return True  # its end is reached (and the segment done) only by a later read
+        head = self._segments[0] if self._segments else None
+        return head is not None and (head.finished or bool(head._chunks))
 
     def watch_segment_ends(self, callback: Callable[[Segment, int], None] | None) -> None:
         """``callback(segment, end_position)`` as a segment's last sample is handed over, from
