@@ -62,7 +62,9 @@ async def idle_cpu(n: int, seconds: float, kind: str, greeting: bool, folder: Pa
         async with anyio.create_task_group() as tg:
             for session in sessions:
                 tg.start_soon(session.run)
-            # up, and the greetings played (about a second); then a moment to settle
+            for session in sessions:
+                await session.ready()
+            # the greetings played (about a second), then a moment to settle
             await anyio.sleep(2.0 if greeting else 0.5)
             gc.collect()
             wall, cpu = time.monotonic(), time.process_time()
@@ -97,7 +99,7 @@ def main() -> None:
                 folder = Path(resources.enter_context(tempfile.TemporaryDirectory()))
                 print(f"{kind}: {n} session(s)…", file=sys.stderr, flush=True)
                 rate = anyio.run(idle_cpu, n, args.seconds, kind, args.greeting, folder)
-            print(f"{kind:>10} {n:>4} {rate:>8.3f} {rate / n * 1000:>9.2f} ms")
+            print(f"{kind:>10} {n:>4} {rate:>8.4f} {rate / n * 1000:>9.3f} ms")
     print(f"peers: {PEERS}")
 
 
