@@ -268,6 +268,8 @@ class PhraseSplitter:
             return None
         if not self._word:
             return "unsure" if self._held_ambiguous else None
+        if self._word[-1] not in _TRAILING and self._word[-1] not in _MARKUP:
+            return None  # most deltas end mid-sentence: no end marks, nothing to work out
         word = "".join(self._word)
         if self._line_start and (
             word.startswith(_FENCES) or word == ">" or _LINE_MARK.fullmatch(word)
