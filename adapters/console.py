@@ -1,5 +1,6 @@
 """A transport for typing to the agent: lines in (stdin, or any async iterable), and its
-answer heard on any speaker or, by default, only read (a NullSpeaker keeps the pace)."""
+answer heard on any speaker or, by default, only read (a NullSpeaker keeps the pace, at the
+voice's own rate, and sleeps while the agent is silent)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ class ConsoleTransport:
 
     Lines come from ``lines`` when given, else from stdin, read in a worker thread so the
     event loop never blocks on the keyboard. Lines are stripped; blank ones are skipped. The
-    end of the lines (EOF on stdin) is the hang-up, and so is ``aclose()``.
+    end of the lines (EOF on stdin) is the hang-up, and so is ``aclose()``. Without
+    ``output``, a ``NullSpeaker`` that plays any voice at its own rate. (A session also takes
+    text from any transport through ``Session.send_text``.)
     """
 
     def __init__(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -26,6 +27,10 @@ class DeviceSpeaker:
     ``underflow``; the samples missed are skipped in the source's positions, so sample k of
     the source is still what is heard at ``origin + k / rate`` (plus the card's latency,
     which the first position already includes).
+
+    A source with ``wait_for_audio()`` (the session's speech queue) lets the loop sleep once
+    a read gave nothing: the card plays silence meanwhile (not counted as underflows), the
+    samples it played are skipped in the positions as above, and new audio is read at once.
     """
 
     def __init__(self, device: Device, *, block_ms: float = 20.0, origin: float) -> None:
@@ -37,6 +42,7 @@ class DeviceSpeaker:
         self._missed = 0  # device samples played as silence for want of a block (callback)
         self.underflows = 0
         self.voice_until = 0.0  # time.monotonic() when the agent's latest audio has played
+        self._asleep = False  # the loop waits for audio: an empty ring is silence, not underflow
         self._started = False
 
     @property
@@ -59,6 +65,9 @@ class DeviceSpeaker:
             audio.Resampler(source.sample_rate, rate) if rate != source.sample_rate else None
         )
         block = audio.ms_to_samples(self.block_ms, rate)
+        wait_for_audio: Callable[[], Awaitable[None]] | None = getattr(
+            source, "wait_for_audio", None
+        )
         source_block = audio.ms_to_samples(self.block_ms, source.sample_rate)
         stream = sd.RawOutputStream(
             device=self.device.index,
@@ -78,11 +87,14 @@ class DeviceSpeaker:
             while True:
                 missed, seen_missed = self._missed - seen_missed, self._missed
                 position += round(missed * source.sample_rate / rate)
+                silent_read = False
                 while len(self._ring) < RING_BLOCKS:
                     pcm = source.read(source_block, position)
                     position += source_block
                     if pcm:
                         self.voice_until = time.monotonic() + lead_s + self.block_ms / 1000
+                    else:
+                        silent_read = True
                     pcm += audio.silence(source_block - audio.pcm_samples(pcm))
                     pending += resampler.process(pcm) if resampler is not None else pcm
                     while len(pending) >= block * audio.SAMPLE_WIDTH:
@@ -91,6 +103,14 @@ class DeviceSpeaker:
                 if not started:  # primed: the first callback finds audio
                     stream.start()
                     started = True
+                if silent_read and wait_for_audio is not None:
+                    self._asleep = True
+                    try:
+                        await wait_for_audio()
+                    finally:
+                        self._asleep = False
+                    if len(self._ring) < RING_BLOCKS:  # it slept: the new audio goes in now
+                        continue
                 await anyio.sleep(self.block_ms / 2000)
         finally:
             # abort, not stop: a barge-in or Ctrl-C silences at once rather than draining
@@ -105,7 +125,8 @@ class DeviceSpeaker:
             chunk = self._ring.popleft()
         except IndexError:
             chunk = b""
-            self.underflows += 1
+            if not self._asleep:
+                self.underflows += 1
         size = min(len(chunk), frames * audio.SAMPLE_WIDTH)
         outdata[:size] = chunk[:size]
         outdata[size:] = bytes(frames * audio.SAMPLE_WIDTH - size)
