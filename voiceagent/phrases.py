@@ -88,6 +88,7 @@ class PhraseSplitter:
                 if self._word:
                     self._token_done()
                 self._gap = True
+                self._flushed = False  # what follows is not attached to the flushed end
                 if ch == "\n":
                     self._newline()
                 continue
