@@ -27,7 +27,7 @@ run takes about six minutes: every conversation plays at real time).
 ``Session`` over its own ``WavTransport``, all on one ``ElectronClient`` pointed at the
 simulator (127.0.0.1: not Electron's host, so no plan limit unless asked), with the issue's
 pace (TTFT 300 ms, 20 ms/token) and no TTS account limit: first audio p50/p95 per N, the
-turn's total, and the requests that waited for a concurrency slot (``llm.queued``).
+turn's total, and the requests that waited for a concurrency slot (``llm.slot``).
 """
 
 from __future__ import annotations
@@ -385,10 +385,9 @@ async def crowd(
                 result.first_audio.append(metrics["first_audio_ms"])
                 result.total.append(metrics["total_ms"])
             for e in turn.events:
-                if e.kind == "llm.request":
-                    result.requests += 1
-                    if "waited_ms" in e.attrs:
-                        result.waits.append(float(e.attrs["waited_ms"]))
+                result.requests += e.kind == "llm.request"
+                if e.kind == "llm.slot":  # a request that waited for a concurrency slot
+                    result.waits.append(float(e.attrs["waited_ms"]))
     return result
 
 
@@ -412,7 +411,7 @@ def crowd_report(crowds: list[Crowd]) -> str:
             f"{pct(c.waits, 95):>9} {c.peak_in_flight:>5} {c.late_blocks:>5}"
         )
     lines.append(
-        "queued: requests that waited for a concurrency slot (llm.request's waited_ms); peak:"
+        "queued: requests that waited for a concurrency slot (llm.slot's waited_ms); peak:"
     )
     lines.append("the simulator's most requests in flight; late: speaker blocks written late.")
     return "\n".join(lines)

@@ -1,5 +1,5 @@
 """Which plan limit a client takes (Electron's host only, unless asked), how a request that
-waits for a slot says so (one log line, llm.queued and waited_ms on the timeline), and
+waits for a slot says so (one log line, and llm.slot with waited_ms on the timeline), and
 the caller's own headers on every request."""
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from turn_rig import turn_rig
 from voiceagent import timeline_render
 from voiceagent.llm import ElectronClient, ElectronStream, RetryPolicy
 from voiceagent.testing.electron import ElectronServer
-from voiceagent.timeline import TimelineEvent, TurnTimeline
 
 FAST = RetryPolicy(scale=0.001)
 HELLO = [{"role": "user", "content": "hello"}]
@@ -92,29 +91,24 @@ async def test_a_turn_that_waits_for_a_slot_logs_it_once_and_marks_it_on_the_tim
     caplog.set_level(logging.DEBUG, logger="voiceagent.llm")
     async with turn_rig([{"text": REPLY}] * 3) as rig:
         rig.engine.llm = llm = ElectronClient(rig.server.base_url, plan=1, retry=FAST)
-        queued = anyio.Event()
-
-        def on_event(turn: TurnTimeline, event: TimelineEvent) -> None:
-            if event.kind == "llm.queued":
-                queued.set()
-
-        rig.engine.timeline.on_event = on_event
         held = llm.stream(HELLO)
         await held.__aenter__()  # the only slot
         async with anyio.create_task_group() as tg:
             tg.start_soon(rig.engine.run, "Count.")
-            await queued.wait()
+            limiter = llm._limiter()
+            while not limiter.statistics().tasks_waiting:  # noqa: ASYNC110 (it queues)
+                await anyio.sleep(0.001)
             await anyio.sleep(0.05)  # a wait long enough to be seen in whole milliseconds
             rig.server.faults.fail_next(status=503, message="busy")  # its first attempt
             await held.__aexit__(None, None, None)
     turn = rig.engine.timeline.turns[-1]
     kinds = [e.kind for e in turn.events]
-    assert kinds.index("llm.queued") < kinds.index("llm.request") < kinds.index("llm.end")
-    assert kinds.count("llm.request") == 1 and kinds.count("llm.end") == 1
+    assert kinds.index("llm.request") < kinds.index("llm.slot") < kinds.index("llm.first_token")
+    assert kinds.count("llm.request") == kinds.count("llm.slot") == kinds.count("llm.end") == 1
     (request,) = [e for e in turn.events if e.kind == "llm.request"]
-    (waiting,) = [e for e in turn.events if e.kind == "llm.queued"]
-    assert request.attrs["round"] == waiting.attrs["round"] == 1
-    assert request.attrs["waited_ms"] >= 50.0
+    (slot,) = [e for e in turn.events if e.kind == "llm.slot"]
+    assert request.attrs == {"round": 1}  # as ever: when the turn asked
+    assert slot.attrs["round"] == 1 and slot.attrs["waited_ms"] >= 50.0
     assert [r.status for r in rig.server.requests] == [200, 503, 200]  # retried: one request
     waits = [r for r in caplog.records if "concurrency slot" in r.getMessage()]
     assert len(waits) == 1  # once, not per attempt
@@ -133,7 +127,7 @@ async def test_a_request_that_finds_a_free_slot_is_marked_as_before() -> None:
     turn = rig.engine.timeline.turns[-1]
     (request,) = [e for e in turn.events if e.kind == "llm.request"]
     assert request.attrs == {"round": 1}
-    assert "llm.queued" not in [e.kind for e in turn.events]
+    assert "llm.slot" not in [e.kind for e in turn.events]
 
 
 async def test_extra_headers_reach_the_server_on_every_request_and_are_never_logged(

@@ -24,8 +24,10 @@ __all__ = ["EVENT_KINDS", "SessionClock", "Timeline", "TimelineEvent", "TurnTime
 EVENT_KINDS: dict[str, dict[str, type]] = {
     "user.speech_end": {},
     "stt.final": {"text": str},
-    "llm.queued": {"round": int},  # ours: waiting for a concurrency slot (llm.request ends it)
     "llm.request": {"round": int},
+    # ours, beyond the contract: a request that waited for a concurrency slot got it (it
+    # carries waited_ms); llm.request → llm.slot is the wait, then the server's time
+    "llm.slot": {"round": int},
     "llm.first_token": {"round": int},
     "llm.end": {"round": int},
     "tool.args_ready": {"name": str, "call_id": str, "round": int},

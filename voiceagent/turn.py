@@ -195,19 +195,13 @@ class TurnEngine:
         agent = self.agent
         parser, splitter = StreamParser(), PhraseSplitter(language=agent.language)
         segment: list[Segment | None] = [None]
-        # llm.request when the request is sent: after any wait for a concurrency slot, which
-        # llm.queued opens; llm.end only pairs with a request that was sent
-        sent = {"request": False, "end": False}
+        tl.mark("llm.request", round=rnd.number)
+        ended = [False]
 
-        def queued() -> None:
-            tl.mark("llm.queued", round=rnd.number)
-
-        def send(waited_s: float) -> None:
-            if sent["end"]:
-                return  # the round was cut while it waited: nothing more of it is marked
-            waited = {"waited_ms": round(waited_s * 1000.0, 1)} if waited_s > 0 else {}
-            tl.mark("llm.request", round=rnd.number, **waited)
-            sent["request"] = True
+        def sent(waited_s: float) -> None:
+            # a request that waited for a concurrency slot: llm.request → llm.slot is the wait
+            if waited_s > 0 and not ended[0]:
+                tl.mark("llm.slot", round=rnd.number, waited_ms=round(waited_s * 1000.0, 1))
 
         drained = False  # the interrupted stream is read to its end in the background
         stream = self.llm.stream(
@@ -219,8 +213,7 @@ class TurnEngine:
             max_tokens=agent.max_tokens,
             stop=agent.stop,
             model=agent.model,
-            on_queued=queued,
-            on_send=send,
+            on_send=sent,
         )
         try:
             async with read_stream(
@@ -248,9 +241,8 @@ class TurnEngine:
             usage = None if rnd.usage_seen or drained else stream.usage_to_bill()
             if usage is not None:
                 tl.add_usage(usage.prompt, usage.completion, usage.cached, usage.estimated)
-            sent["end"] = True
-            if sent["request"]:
-                tl.mark("llm.end", round=rnd.number)
+            ended[0] = True
+            tl.mark("llm.end", round=rnd.number)
             if self._quiet is not None:
                 self._quiet.cancel()
 

@@ -32,8 +32,8 @@ class ElectronClient:
     ``"standard"`` (3), ``"enterprise"`` (20), a number, or 0 for no limit. Left None, it is
     Electron's standard plan on Electron's host (``*.smallest.ai``) and no limit on any
     other endpoint (its own rules are not Electron's). A request that has to wait for a
-    slot logs it once, with the wait (``on_queued``/``on_send`` of `stream` let a caller
-    mark it). ``headers`` are sent on every request beside X-Source, and never logged.
+    slot logs it once, with the wait (``on_send`` of `stream` tells a caller how long).
+    ``headers`` are sent on every request beside X-Source, and never logged.
 
     Deadlines of each attempt, in seconds (a caller hears every one of them as silence):
 
@@ -110,14 +110,13 @@ class ElectronClient:
         max_tokens: int | None = None,
         stop: str | Sequence[str] | None = None,
         model: str | None = None,
-        on_queued: Callable[[], None] | None = None,
         on_send: Callable[[float], None] | None = None,
     ) -> ElectronStream:
         """Open a streamed completion: `async with client.stream(messages) as s: ...`.
 
-        ``on_queued()`` is called when the request starts waiting for a concurrency slot
-        (only if it has to), ``on_send(waited_s)`` once when it is sent: after its wait for
-        a slot (0.0 if none), before its first attempt (retries are not new requests).
+        ``on_send(waited_s)`` is called once, when the request is sent: after its wait for
+        a concurrency slot (0.0 if one was free), before its first attempt (a retry is not
+        a new request).
         """
         request = self._request(
             messages,
@@ -140,7 +139,6 @@ class ElectronClient:
             redact=self._redact,
             auth_hint=None if self._api_key else _NO_KEY_HINT,
             on_usage=self._add_usage,
-            on_queued=on_queued,
             on_send=on_send,
             limit_note=f"for {display_url(self.base_url)}, plan={self.plan!r}",
         )

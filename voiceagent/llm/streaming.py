@@ -92,7 +92,6 @@ class ElectronStream:
         on_usage: Callable[[Usage], None],
         first_token_timeout: float = math.inf,
         stall_timeout: float = math.inf,
-        on_queued: Callable[[], None] | None = None,
         on_send: Callable[[float], None] | None = None,
         limit_note: str = "",
     ) -> None:
@@ -108,7 +107,6 @@ class ElectronStream:
         self._redact = redact
         self._auth_hint = auth_hint
         self._on_usage = on_usage
-        self._on_queued = on_queued
         self._on_send = on_send
         self._limit_note = limit_note  # e.g. "for https://…, plan='standard'", for the log
         self.waited_s = 0.0  # how long the request waited for its concurrency slot
@@ -156,8 +154,6 @@ class ElectronStream:
         except anyio.WouldBlock:
             pass
         started = anyio.current_time()
-        if self._on_queued is not None:
-            self._on_queued()
         try:
             await limiter.acquire_on_behalf_of(self._borrower)
         except BaseException:
