@@ -58,21 +58,28 @@ async def first_turn_ended(events: AsyncIterator[SessionEvent], trigger: str) ->
     raise AssertionError(f"the session ended before a {trigger} turn ended")
 
 
+async def one_typed_turn(session: Session, text: str) -> list[SessionEvent]:
+    """Run ``session``, send ``text`` once it is ready, and hang up after that turn: every
+    event the session published until the turn ended."""
+    seen: list[SessionEvent] = []
+    events = session.events()
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(session.run)
+            await session.ready()
+            session.send_text(text)
+            async for event in events:
+                seen.append(event)
+                if isinstance(event, TurnEnded):
+                    break
+            await session.hang_up()
+    return seen
+
+
 async def test_send_text_starts_a_user_turn_with_that_text_as_a_typed_line_would() -> None:
     async with ElectronServer(script=[{"text": "Yes, we do."}]) as server:
         session = session_for(server)
-        seen: list[SessionEvent] = []
-        events = session.events()
-        with anyio.fail_after(10):
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(session.run)
-                await session.ready()
-                session.send_text("  Do you have a table tonight? ")
-                async for event in events:
-                    seen.append(event)
-                    if isinstance(event, TurnEnded):
-                        break
-                await session.hang_up()
+        seen = await one_typed_turn(session, "  Do you have a table tonight? ")
     started = [e for e in seen if isinstance(e, TurnStarted)]
     assert [(e.trigger, e.text) for e in started] == [("user", "Do you have a table tonight?")]
     transcripts = [e for e in seen if isinstance(e, UserTranscript)]
@@ -207,18 +214,7 @@ async def test_a_console_session_plays_a_16_khz_voice_on_its_default_speaker() -
     async with ElectronServer(script=[{"text": "Yes, we do."}]) as server:
         transport = ConsoleTransport(lines=silent_user())  # the default speaker: NullSpeaker()
         session = session_for(server, transport=transport, tts=TestTTS(16000, first_byte_ms=1))
-        seen: list[SessionEvent] = []
-        events = session.events()
-        with anyio.fail_after(10):
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(session.run)
-                await session.ready()
-                session.send_text("A table tonight?")
-                async for event in events:
-                    seen.append(event)
-                    if isinstance(event, TurnEnded):
-                        break
-                await session.hang_up()
+        seen = await one_typed_turn(session, "A table tonight?")
     assert [e.text for e in seen if isinstance(e, AgentSpeechEnded)] == ["Yes, we do."]
     assert transport.output.sample_rate == 16000
 
