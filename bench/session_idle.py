@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
+from session import sessions_list  # bench/session.py: N sessions the same way
 
 from voiceagent.adapters.console import ConsoleTransport
 from voiceagent.adapters.wav_speaker import WavSpeaker
@@ -74,13 +75,6 @@ async def idle_cpu(n: int, seconds: float, kind: str, greeting: bool, folder: Pa
                 await session.hang_up()
             tg.cancel_scope.cancel()
         return cpu / wall
-
-
-def sessions_list(text: str) -> list[int]:
-    values = [int(part) for part in text.split(",") if part.strip()]
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError("a list of session counts >= 1, e.g. 1,50")
-    return values
 
 
 def main() -> None:
