@@ -96,7 +96,7 @@ class WavSpeaker:
             self._origin = time.monotonic()
         origin = self._origin
         block_seconds = self.block_samples / rate
-        wait_for_audio: Callable[[], Awaitable[None]] | None = getattr(
+        wait_for_audio: Callable[[], Awaitable[object]] | None = getattr(
             source, "wait_for_audio", None
         )
         file = _WavFile(self.path, rate) if self.path is not None else None
@@ -114,14 +114,18 @@ class WavSpeaker:
                         self.late_blocks += 1
                     await anyio.lowlevel.checkpoint()
                 block, given = read_block(source, self.block_samples, self._position)
-                self._write(file, block)
-                self.blocks_written += 1
                 if not given and wait_for_audio is not None:
                     asleep = True
-                    await wait_for_audio()
+                    waited = await wait_for_audio()
                     asleep = False
-                    self.wakeups += 1
-                    self._write_silence_until_now(file, origin)
+                    if waited is True:
+                        # The silent block read before the sleep is not kept: the audio
+                        # that woke us starts at the sample due now, not a block later.
+                        self.wakeups += 1
+                        self._write_silence_until_now(file, origin)
+                        continue
+                self._write(file, block)
+                self.blocks_written += 1
         finally:
             # Synchronous on purpose: no await, so a cancellation cannot cut the close short.
             if asleep:  # the listener heard silence until the end

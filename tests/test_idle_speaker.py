@@ -167,8 +167,10 @@ class PromptTTS:
 
 async def test_first_audio_is_read_at_once_not_at_the_next_block() -> None:
     clock = SessionClock()
-    # long blocks: a speaker that waited for its next block would wait up to 100 ms
-    speaker = CountedNullSpeaker(RATE, block_ms=100, origin=clock.origin)
+    # a block longer than the turn: the audio always comes inside the silent block the
+    # speaker read before it slept, and a speaker that kept that block (or waited for its
+    # next one) would read it a block later
+    speaker = CountedNullSpeaker(RATE, block_ms=2000, origin=clock.origin)
     tts = PromptTTS(speaker)
     async with ElectronServer(script=[{"text": "Yes, we do."}]) as server:
         session = Session(

@@ -34,11 +34,12 @@ class TTS(Protocol):
 class AudioSource(Protocol):
     """What a speaker plays: PCM16 mono pulled block by block, like a sound card callback.
 
-    A source may also offer ``async def wait_for_audio() -> None``: it returns once a read
-    would give audio (or move the source on). A speaker whose read gave nothing may then
-    sleep in it instead of reading a silent block every block, and on waking reads at the
-    position due by then (an output that stands for a listener writes the silence it slept
-    through first). The session's speech queue offers it; speakers check with ``getattr``.
+    A source may also offer ``async def wait_for_audio() -> bool``: it returns once a read
+    would give audio (or move the source on), True when it had to wait. A speaker whose read
+    gave nothing may then sleep in it instead of reading a silent block every block, and on
+    waking reads at the position due by then (an output that stands for a listener writes
+    the silence it slept through first, not the silent block it read before the sleep). The
+    session's speech queue offers it; speakers check with ``getattr``.
     """
 
     @property

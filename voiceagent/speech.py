@@ -232,16 +232,20 @@ class SpeechQueue:
             self._retire(self._segments[0], position + len(out) // BYTES_PER_SAMPLE)
         return bytes(out)
 
-    async def wait_for_audio(self) -> None:
+    async def wait_for_audio(self) -> bool:
         """Until a read would play audio or move the queue on (a segment to retire, or one
         whose last sample was handed over and has yet to be reached). A speaker whose read
         gave nothing may sleep here rather than read a silent block every block; when it
         wakes, its next read is at its real-time position (the silence slept through is
-        its own to account), so positions and what was heard stay exact."""
+        its own to account), so positions and what was heard stay exact. True when it
+        waited (False: a read now has something to do)."""
+        waited = False
         while not self._has_work():
             if self._wake.is_set():
                 self._wake = anyio.Event()
             await self._wake.wait()
+            waited = True
+        return waited
 
     def _has_work(self) -> bool:
         if self._ending:
