@@ -384,6 +384,12 @@ class PhoneTransport:
     def metadata(self) -> Mapping[str, Any]:
         return self._metadata
 
+    @property
+    def call_id(self) -> str:
+        """The carrier's id of the call (its stream's when it gave none), as it came from the
+        wire: ``wire_text.printable`` it before it reaches a log line or the terminal."""
+        return self.start.call_sid or self.start.stream_sid
+
     def receive(self, frame: twilio.Frame) -> None:
         """One frame from the caller's side (never blocks)."""
         if self.hung_up:
@@ -421,11 +427,10 @@ class PhoneTransport:
     def _over_pace(self) -> None:
         """A frame beyond real time plus the burst was dropped: say so (once, then now and
         then), and end a call that keeps flooding."""
-        call = self.start.call_sid or self.start.stream_sid
         if self.pacer.flooding:
             logger.warning(
-                "call %r closed (%d): %s; %.1f s of its audio dropped, %.1f s taken",
-                call, FLOOD_CLOSE_CODE, FLOOD_REASON,
+                "call %s closed (%d): %s; %.1f s of its audio dropped, %.1f s taken",
+                printable(self.call_id), FLOOD_CLOSE_CODE, FLOOD_REASON,
                 self.pacer.dropped_ms / 1000, self.pacer.accepted_ms / 1000,
             )  # fmt: skip
             self.refusal = (FLOOD_CLOSE_CODE, FLOOD_REASON)
@@ -435,8 +440,8 @@ class PhoneTransport:
         if self._drop_logged_at is None or now - self._drop_logged_at >= DROP_LOG_EVERY_S:
             self._drop_logged_at = now
             logger.warning(
-                "call %r sends audio faster than real time: the excess is dropped "
-                "(%.1f s so far)", call, self.dropped_ms / 1000,
+                "call %s sends audio faster than real time: the excess is dropped "
+                "(%.1f s so far)", printable(self.call_id), self.dropped_ms / 1000,
             )  # fmt: skip
 
     def _key(self, digit: str) -> None:
@@ -538,10 +543,9 @@ class PhoneTransport:
 
     def _not_reading(self) -> None:
         """The socket has taken nothing for ``outbox_s``: the caller stopped reading."""
-        call = self.start.call_sid or self.start.stream_sid
         logger.warning(
-            "call %r closed: %s (%.1f s of audio waiting to be sent)",
-            call, NOT_READING_REASON, self.outbox_s,
+            "call %s closed: %s (%.1f s of audio waiting to be sent)",
+            printable(self.call_id), NOT_READING_REASON, self.outbox_s,
         )  # fmt: skip
         self.refusal = (FLOOD_CLOSE_CODE, NOT_READING_REASON)
         self.hang_up()

@@ -198,7 +198,7 @@ async def _call(setup: PhoneSetup, base_url: str, transport: PhoneTransport) -> 
     from voiceagent.session import Session
     from voiceagent.session_events import TurnEnded
 
-    call_id = transport.start.call_sid or transport.start.stream_sid  # as the carrier sent it
+    call_id = transport.call_id  # as the carrier sent it
     call_sid = printable(call_id)  # what stdout and stderr show of it: one inert line
     tts = _components(setup.args, setup.environ, setup.agent, need_stt=False).tts
     agent = setup.agent
