@@ -18,6 +18,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from voiceagent.ports import SpeechEnded, SpeechStarted, STTEvent, Transcript
+from voiceagent.redact import redact
 
 from .pulse_wire import (
     BYTES_PER_SAMPLE,
@@ -36,7 +37,6 @@ from .pulse_wire import (
     error_body,
     error_text,
     query_value,
-    redacted,
 )
 
 logger = logging.getLogger(__name__)
@@ -274,7 +274,7 @@ class PulseStream:
                 f"Pulse refused the WebSocket upgrade: HTTP {status} ({body})", status
             ) from None
         except (OSError, WebSocketException, TimeoutError) as error:
-            why = redacted(f"{self._stt.url}: {type(error).__name__}: {error}", self._api_key)
+            why = redact(f"{self._stt.url}: {type(error).__name__}: {error}", (self._api_key,))
             raise PulseConnectionError(f"cannot reach Pulse at {why}") from None
 
     async def _read(self) -> None:
@@ -293,7 +293,7 @@ class PulseStream:
                             "Pulse closed the stream with 1008: concurrency limit reached"
                         ) from None
                     if code in FATAL_CLOSE_CODES:
-                        reason = redacted(closed.rcvd.reason if closed.rcvd else "", self._api_key)
+                        reason = redact(closed.rcvd.reason if closed.rcvd else "", (self._api_key,))
                         raise PulseServerError(f"closed with {code}: {reason}") from None
                 if self._closing and code == 1000:
                     return  # closed after close_stream: the end
@@ -301,7 +301,7 @@ class PulseStream:
         except PulseError as error:
             self._error = error
         except (ValueError, TypeError) as error:  # not JSON, or not the shape Pulse sends
-            why = redacted(str(error), self._api_key)
+            why = redact(str(error), (self._api_key,))
             self._error = PulseServerError(f"unreadable message from Pulse: {why}")
         finally:
             self._send_events.send_nowait(None)
@@ -331,7 +331,7 @@ class PulseStream:
                     self._drop_replay_before(self._speech_end)
                 self._send_events.send_nowait(SpeechEnded(stream_ms))
         elif isinstance(message, dict) and (error := error_text(message)) is not None:
-            raise PulseServerError(redacted(error, self._api_key), message.get("code"))
+            raise PulseServerError(redact(error, (self._api_key,)), message.get("code"))
         return False
 
     def _on_final(self, from_finalize: bool, last: bool) -> None:

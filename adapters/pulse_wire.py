@@ -8,6 +8,8 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from voiceagent.redact import redact
+
 if TYPE_CHECKING:
     from websockets.exceptions import InvalidStatus
 
@@ -65,15 +67,6 @@ def error_text(message: Mapping[str, Any]) -> str | None:
     return str(message.get("message") or message.get("error") or "unknown error")
 
 
-def redacted(text: str, api_key: str | None) -> str:
-    """``text`` from a server (a body, a frame, a close reason) with the key and any bearer
-    token masked: a server that echoes the request's headers must not put the key on stderr."""
-    # imported here: voiceagent.llm loads openai, which a stream without errors does not need
-    from voiceagent.llm.redact import redact
-
-    return redact(text, (api_key,))
-
-
 class _RedactBearer(logging.Filter):
     """websockets logs the upgrade's headers at DEBUG level: keep the key out of them."""
 
@@ -102,10 +95,10 @@ class WireLog(logging.LoggerAdapter):  # type: ignore[type-arg]
         if self.isEnabledFor(level):
             text = str(msg) % args if args else str(msg)
             kwargs.setdefault("stacklevel", 2)
-            self.logger.log(level, "%s", redacted(text, self._api_key), **kwargs)
+            self.logger.log(level, "%s", redact(text, (self._api_key,)), **kwargs)
 
 
 def error_body(error: InvalidStatus, api_key: str | None) -> str:
     """A refused upgrade's body, short and with the key masked."""
     text = error.response.body.decode("utf-8", "replace").strip() if error.response.body else ""
-    return redacted(text, api_key)[:300] or "no details"
+    return redact(text, (api_key,))[:300] or "no details"

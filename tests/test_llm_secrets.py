@@ -7,7 +7,7 @@ from voiceagent.llm import (
     ElectronClient,
     StreamInterruptedError,
 )
-from voiceagent.llm.redact import MASK, key_fingerprint, redact, redact_value
+from voiceagent.redact import MASK, key_fingerprint, redact, redact_value
 
 KEY = "sk-test-DO-NOT-LOG-1234"
 

@@ -9,6 +9,8 @@ from collections.abc import Callable, Mapping
 
 import openai
 
+from voiceagent.redact import redact
+
 from .errors import (
     AuthenticationError,
     BadRequestError,
@@ -20,7 +22,6 @@ from .errors import (
     RateLimitError,
     ServerError,
 )
-from .redact import redact
 from .retry import Failure, FailureKind
 
 CONCURRENCY_TEXT = "concurrency limit reached"

@@ -8,10 +8,11 @@ from typing import Any
 
 import anyio
 
+from voiceagent.redact import key_fingerprint, redact
+
 from .endpoint import display_url
 from .limiter import default_plan, plan_limit, shared_limiter
 from .pool import request_headers, shared_openai_client
-from .redact import key_fingerprint, redact
 from .request_id import install_request_id_logging
 from .retry import RetryPolicy
 from .streaming import ElectronStream

@@ -10,7 +10,8 @@ import httpx2
 import openai
 from anyio.lowlevel import RunVar
 
-from .redact import key_fingerprint
+from voiceagent.redact import key_fingerprint
+
 from .request_id import set_request_id
 
 SOURCE_HEADERS = {"X-Source": "voiceagent"}
