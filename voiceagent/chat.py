@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import anyio
 import anyio.to_thread
 
+from voiceagent import loop
 from voiceagent.agent import Agent
 from voiceagent.agent_ref import load_agent
 from voiceagent.commands import (
@@ -74,7 +75,7 @@ def main(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> 
     reader = LineReader(sys.stdin)
     try:
         setup = prepare(args, env)
-        return anyio.run(session, setup, reader)
+        return loop.run(session, setup, reader, loop=getattr(args, "loop", None), env=env)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         if reader.busy:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from voiceagent import __version__
 
 # subcommand -> the issue that brings it, for the ones this version does not run yet
-_NOT_YET: dict[str, str] = {}
+_NOT_YET: dict[str, str] = {"web": "issue 18 (the browser page)"}
 
 _PHONE_AUTH = """\
 authentication (environment variables; with any set, every call path is checked and a carrier
@@ -51,6 +51,13 @@ def _add_shared_options(parser: argparse.ArgumentParser) -> None:
     out = parser.add_argument_group("timeline")
     out.add_argument("--timeline", metavar="FILE.json", help="write each turn's timeline")
     out.add_argument("--timeline-html", metavar="FILE.html", help="write the timeline picture")
+    run = parser.add_argument_group("runtime")
+    run.add_argument(
+        "--loop",
+        choices=["uvloop", "asyncio"],
+        default=None,
+        help="the event loop (env VOICEAGENT_LOOP; default: uvloop where installed)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,7 +123,38 @@ def build_parser() -> argparse.ArgumentParser:
         help="a connection without its start message by then is closed (default: 5)",
     )
     phone.add_argument("--dtmf-text", action="store_true", help="keys pressed reach the agent")
+    phone.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="N processes on one port (SO_REUSEPORT), one supervisor; SIGTERM drains them all",
+    )
+    phone.add_argument(
+        "--redis",
+        metavar="URL",
+        help="share the plan limits (Electron, Lightning) with every process on this Redis "
+        "(env VOICEAGENT_REDIS_URL), e.g. redis://127.0.0.1:6379/0",
+    )
     _add_shared_options(phone)
+
+    web = sub.add_parser(
+        "web",
+        help="talk to an agent in a browser page",
+        description="Serves one page and its websocket on one port: open the URL printed on "
+        "the first stdout line, press talk, and speak.",
+    )
+    web.add_argument("agent", nargs="?", help="FILE.py[:NAME] or module[:NAME]")
+    web.add_argument("--host", default="127.0.0.1")
+    web.add_argument("--port", type=int, default=8080, help="0 = any free port")
+    web.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="another origin that may open the websocket (default: the page's own only)",
+    )
+    _add_shared_options(web)
 
     sub.add_parser(
         "sim",
@@ -149,9 +187,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from voiceagent.demo import main as demo_main
 
         return demo_main(args)
+    if args.command == "web" and "web" not in _NOT_YET:
+        from voiceagent.web import main as web_main
+
+        return web_main(args)
     print(
         f"voiceagent {args.command} is not available yet: it arrives with "
-        f"{_NOT_YET[args.command]}. What works now: voiceagent chat, demo and sim.",
+        f"{_NOT_YET[args.command]}. What works now: voiceagent chat, demo, phone and sim.",
         file=sys.stderr,
     )
     return 2

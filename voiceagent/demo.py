@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from voiceagent import loop
 from voiceagent.agent import Agent
 from voiceagent.agent_ref import load_agent
 from voiceagent.commands import (
@@ -76,7 +77,7 @@ def main(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> 
     verbose = configure_logging(env)
     try:
         setup = prepare(args, env)
-        return anyio.run(run, setup)
+        return loop.run(run, setup, loop=getattr(args, "loop", None), env=env)
     except KeyboardInterrupt:  # the live demo's normal end
         print(f"{PROG}: stopped (Ctrl-C)", file=sys.stderr)
         return 0

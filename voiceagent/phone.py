@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from voiceagent import phone_outbound
+from voiceagent import loop, phone_outbound
 from voiceagent.agent import Agent
 from voiceagent.agent_ref import load_agent
 from voiceagent.commands import (
@@ -85,7 +85,7 @@ def main(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> 
                 raise PhoneError("--twiml needs --public-url (the wss:// base Twilio dials)")
             print(twiml(args.public_url))
             return 0
-        return anyio.run(serve, prepare(args, env))
+        return loop.run(serve, prepare(args, env), loop=getattr(args, "loop", None), env=env)
     except KeyboardInterrupt:
         return 130
     except Exception as error:
@@ -244,14 +244,14 @@ async def loop_lag_recorder(path: Path, tick_s: float = LAG_TICK_S) -> AsyncIter
     (``VOICEAGENT_LOOP_LAG_FILE``: how bench/phone_load.py sees the event loop's health)."""
 
     async def tick() -> None:
-        loop = asyncio.get_running_loop()
+        running = asyncio.get_running_loop()
         lags: list[float] = []
-        flushed = loop.time()
+        flushed = running.time()
         with path.open("a") as out:
             while True:
-                before = loop.time()
+                before = running.time()
                 await anyio.sleep(tick_s)
-                now = loop.time()
+                now = running.time()
                 lags.append(round((now - before - tick_s) * 1000, 3))
                 if now - flushed >= 1.0:
                     line = {"t": now, "lag_ms": lags, "tasks": len(asyncio.all_tasks())}
