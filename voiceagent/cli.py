@@ -4,6 +4,7 @@ to the module that implements it (imported lazily, so ``--help`` stays instant).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -179,6 +180,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from voiceagent.chat import main as chat_main
 
         return chat_main(args)
+    if getattr(args, "redis", None):
+        # the plan limits' store reaches every limiter, and every worker process, this way
+        os.environ["VOICEAGENT_REDIS_URL"] = args.redis
     if args.command == "phone":
         from voiceagent.phone import main as phone_main
 
