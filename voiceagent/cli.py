@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from voiceagent import __version__
 
 # subcommand -> the issue that brings it, for the ones this version does not run yet
-_NOT_YET: dict[str, str] = {"web": "issue 18 (the browser page)"}
+_NOT_YET: dict[str, str] = {}
 
 _PHONE_AUTH = """\
 authentication (environment variables; with any set, every call path is checked and a carrier

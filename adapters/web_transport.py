@@ -1,0 +1,457 @@
+"""One browser page as a ``ports.Transport``: the page's microphone in 20 ms PCM16 frames
+(paced, bounded, bad frames counted), and the agent's voice sent a little ahead of real
+time, each segment's end confirmed by the page as it plays (heard exactly, like Twilio's
+marks), cleared at once on barge-in.
+
+The wire (one websocket, JSON text for control, binary for audio), page → server:
+``{"type": "hello", "sample_rate": R}`` first, then binary frames of 16-bit little-endian
+mono PCM at R, 20 ms each; ``{"type": "played", "position": N}`` now and then while the
+agent's audio plays (N: samples of it played so far); ``{"type": "mark", "name": S,
+"position": N}`` when a segment's last sample has played; ``{"type": "cleared",
+"position": N}`` answering a clear (where playback stopped); ``{"type": "text", "text": T}``
+a typed line. Server → page: ``ready`` (the rates), binary audio at ``output_rate``,
+``segment`` (a segment's first sample is next), ``mark`` (its last one was the previous),
+``clear`` (drop what is buffered; playback goes on from ``at``), and the session's news.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections import Counter
+from collections.abc import AsyncGenerator, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from voiceagent import audio, ports
+from voiceagent.adapters.inbound_pacer import (
+    BURST_S,
+    FLOOD_CLOSE_CODE,
+    FLOOD_CLOSE_S,
+    FLOOD_REASON,
+    INBOX_S,
+    NOT_READING_REASON,
+    OUTBOX_S,
+    InboundPacer,
+)
+from voiceagent.adapters.line_clock import LineClock
+from voiceagent.adapters.mailbox import Mailbox
+from voiceagent.adapters.phone_transport import SegmentedSource, SpokenSegment
+from voiceagent.wire_text import printable
+
+logger = logging.getLogger(__name__)
+
+INPUT_RATE = 16000  # Hz: what the session hears (the page's rate is resampled to it)
+FRAME_MS = 20  # the page's frames, and the agent's audio sent per tick
+PAGE_RATES = (8000, 96000)  # the page's capture rates accepted (an AudioContext's range)
+MAX_TEXT_BYTES = 16 * 1024  # a control message is well under 1 kB; larger ones are skipped
+MAX_TYPED_CHARS = 2000  # a typed line longer than this is cut
+LOGGED_MALFORMED = 5  # malformed messages logged per page; all of them are counted
+
+Message = str | bytes
+
+
+@dataclass
+class _Sent:
+    """A segment's audio on its way to the page: stream samples [start, end)."""
+
+    segment: SpokenSegment
+    start: int
+    end: int
+
+
+class WebSpeaker:
+    """``ports.AudioSink`` for one page: the agent's audio as binary messages, ``lead_ms``
+    ahead of the session clock (``origin``), silence never sent (the page plays silence
+    when its buffer is empty). Positions count the samples sent (the page's stream index).
+
+    The page reports how far it has played (``progress``), and each segment's last sample
+    (``confirm``); on ``interrupt()`` (barge-in) what was heard is corrected at once from
+    the last report and the time since, and again, exactly, from the page's ``cleared``.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int,
+        send: Callable[[Message], None],
+        *,
+        origin: float,
+        lead_ms: float = 100.0,
+        frame_ms: int = FRAME_MS,
+    ) -> None:
+        self._rate = sample_rate
+        self._send = send
+        self.origin = origin
+        self.frame_samples = sample_rate * frame_ms // 1000
+        self.frame_s = self.frame_samples / sample_rate
+        self.lead_frames = max(1, math.ceil(lead_ms / 1000 / self.frame_s))
+        self.sent = 0  # samples of audio sent: the page's stream index
+        self.position = 0  # how far the page has played (its last report)
+        self._reported_at = origin
+        self.marks_sent: list[str] = []
+        self.confirmed: list[str] = []  # echoed by the page: heard to the end
+        self.cleared: list[str] = []  # outstanding at a clear: not heard to the end
+        self.unknown_marks = 0
+        self.clears = 0
+        self.heard_correction = 0  # samples the page's exact report took off the estimate
+        self._outstanding: dict[str, int] = {}  # mark -> the stream index it stands at
+        self._on_line: list[_Sent] = []  # segments sent and not known to have played
+        self._cut: list[_Sent] = []  # segments of the last clear, until the page answers it
+        self._current: _Sent | None = None
+        self._ends: list[tuple[SpokenSegment, int]] = []
+        self._source: SegmentedSource | None = None
+        self._playing: ports.AudioSource | None = None
+        self._k = 0
+        self._played: anyio.Event | None = None
+
+    @property
+    def sample_rate(self) -> int:
+        return self._rate
+
+    @property
+    def outstanding(self) -> list[str]:
+        """Marks sent and not yet confirmed."""
+        return list(self._outstanding)
+
+    async def play(self, source: ports.AudioSource) -> None:
+        """Sends ``source`` to the page in real time until cancelled."""
+        if source.sample_rate != self._rate:
+            raise ValueError(f"this page plays {self._rate} Hz, not {source.sample_rate}")
+        if isinstance(source, SegmentedSource):
+            self._source = source
+            source.watch_segment_ends(self._segment_ended)
+        self._k = max(0, math.floor((time.monotonic() - self.origin) / self.frame_s))
+        self._playing = source
+        try:
+            await LineClock.of_running_loop().run(self)
+        finally:
+            self._playing = None
+            if self._source is not None:
+                self._source.watch_segment_ends(None)
+
+    def frames_due(self, horizon: float) -> None:
+        """Every frame due to leave before ``horizon`` (the line clock's tick)."""
+        if self._playing is None:
+            return
+        while self.origin + (self._k - self.lead_frames) * self.frame_s < horizon:
+            self._frame(self._playing, self._k * self.frame_samples)
+            self._k += 1
+
+    def _segment_ended(self, segment: SpokenSegment, end_position: int) -> None:
+        self._ends.append((segment, end_position))
+
+    def _frame(self, source: ports.AudioSource, position: int) -> None:
+        pcm = source.read(self.frame_samples, position)
+        got = audio.pcm_samples(pcm)
+        ends, self._ends = self._ends, []
+        offset = 0
+        for segment, end in ends:
+            cut = min(max(end - position, offset), got)
+            self._audio(pcm[2 * offset : 2 * cut], segment)
+            self._mark(segment)
+            offset = cut
+        playing = self._source.playing if self._source is not None else None
+        self._audio(pcm[2 * offset :], playing)
+
+    def _audio(self, pcm: bytes, segment: SpokenSegment | None) -> None:
+        samples = audio.pcm_samples(pcm)
+        if not samples:
+            return
+        if segment is not None:
+            if self._current is None or self._current.segment is not segment:
+                self._current = _Sent(segment, self.sent, self.sent)
+                self._on_line.append(self._current)
+                self._send(json.dumps({"type": "segment", "segment": segment.id,
+                                       "text": _text(segment), "at": self.sent}))  # fmt: skip
+            self._current.end += samples
+        self._send(pcm)
+        self.sent += samples
+
+    def _mark(self, segment: SpokenSegment) -> None:
+        name = str(segment.id)
+        self._outstanding[name] = self.sent
+        self.marks_sent.append(name)
+        if self._played is not None and self._played.is_set():
+            self._played = None
+        self._send(json.dumps({"type": "mark", "name": name, "segment": segment.id,
+                               "text": _text(segment), "at": self.sent}))  # fmt: skip
+        if self._current is not None and self._current.segment is segment:
+            self._current = None
+
+    def progress(self, position: int) -> None:
+        """The page has played ``position`` samples of the stream."""
+        position = min(max(position, self.position), self.sent)
+        self.position = position
+        self._reported_at = time.monotonic()
+        self._on_line = [s for s in self._on_line if s.end > position]
+
+    def confirm(self, name: str, position: int | None = None) -> None:
+        """The page played segment ``name`` to its end."""
+        at = self._outstanding.pop(name, None)
+        if at is None:
+            self.unknown_marks += 1
+            if self.unknown_marks == 1:
+                logger.warning("mark %s confirmed but never sent (or twice): ignored",
+                               printable(name))  # fmt: skip
+            return
+        self.confirmed.append(name)
+        self.progress(max(at, position or 0))
+        self._check_played()
+
+    def interrupt(self) -> None:
+        """Barge-in: the page is told to ``clear``; what was heard is corrected now, from
+        the page's last report and the time since (DESIGN.md, "What was heard")."""
+        elapsed = max(0.0, time.monotonic() - self._reported_at)
+        estimate = min(self.sent, self.position + round(elapsed * self._rate))
+        for sent in self._on_line:
+            sent.segment.correct_played(min(max(0, estimate - sent.start), sent.end - sent.start))
+        self._cut = self._on_line
+        self._on_line = []
+        self._current = None
+        self.cleared.extend(self._outstanding)
+        self._outstanding.clear()
+        self.clears += 1
+        self._send(json.dumps({"type": "clear", "at": self.sent}))
+        self.position, self._reported_at = self.sent, time.monotonic()
+        self._check_played()
+
+    def answer_clear(self, position: int) -> None:
+        """The page says where the clear stopped it: the heard part, exactly."""
+        for sent in self._cut:
+            before = sent.segment.played
+            sent.segment.correct_played(min(max(0, position - sent.start), sent.end - sent.start))
+            self.heard_correction += before - sent.segment.played
+        self._cut = []
+
+    async def wait_played(self) -> None:
+        """Until every mark sent has been confirmed (the goodbye has been heard)."""
+        if self._played is None:
+            self._played = anyio.Event()
+            self._check_played()
+        await self._played.wait()
+
+    def _check_played(self) -> None:
+        if self._played is not None and not self._outstanding:
+            self._played.set()
+
+
+def _text(segment: SpokenSegment) -> str:
+    text = getattr(segment, "text", "")
+    return text.strip() if isinstance(text, str) else ""
+
+
+class WebTransport:
+    """``ports.Transport`` for one page, fed by the server with each websocket message.
+
+    ``incoming()`` yields the page's audio as PCM16 at ``INPUT_RATE`` (and typed lines);
+    it ends when the page goes away. ``outgoing()`` is what the server writes to the
+    socket; ``send_event`` adds a JSON message of the session's news to it. As on the phone
+    (``inbound_pacer``): audio beyond real time plus ``burst_s`` is dropped (a page that
+    keeps flooding is closed, ``refusal``), the audio not yet taken is bounded by
+    ``inbox_s``, and a page that reads nothing for ``outbox_s`` of audio is dropped.
+    Malformed messages (bad JSON, odd or oversized frames, audio before ``hello``) are
+    counted in ``malformed`` and skipped.
+    """
+
+    def __init__(
+        self,
+        output_rate: int,
+        *,
+        origin: float | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        lead_ms: float = 100.0,
+        goodbye_timeout_s: float = 10.0,
+        burst_s: float = BURST_S,
+        flood_close_s: float = FLOOD_CLOSE_S,
+        inbox_s: float = INBOX_S,
+        outbox_s: float = OUTBOX_S,
+    ) -> None:
+        self.origin = time.monotonic() if origin is None else origin
+        self._outbox = Mailbox[Message]()
+        self._inbox = Mailbox[bytes | str]()
+        self.speaker = WebSpeaker(output_rate, self._send, origin=self.origin, lead_ms=lead_ms)
+        self.page_rate: int | None = None
+        self.pacer: InboundPacer | None = None
+        self._resampler: audio.Resampler | None = None
+        self._burst_s, self._flood_close_s = burst_s, flood_close_s
+        self._inbox_max = round(inbox_s * INPUT_RATE)
+        self._inbox_samples = 0
+        self.inbox_dropped = 0
+        self.outbox_s = outbox_s
+        self._outbox_max = max(16, math.ceil(outbox_s / self.speaker.frame_s))
+        self.malformed: Counter[str] = Counter()
+        self.frames = 0  # audio frames taken
+        self.refusal: tuple[int, str] | None = None
+        self.on_not_reading: Callable[[], None] | None = None
+        self.goodbye_timeout_s = goodbye_timeout_s
+        self.hung_up = False
+        self._metadata: dict[str, Any] = {"transport": "web", **(metadata or {})}
+        self.send_event({"type": "ready", "output_rate": output_rate, "input_rate": INPUT_RATE,
+                         "frame_ms": FRAME_MS})  # fmt: skip
+
+    @property
+    def input_rate(self) -> int:
+        return INPUT_RATE
+
+    @property
+    def output(self) -> WebSpeaker:
+        return self.speaker
+
+    @property
+    def metadata(self) -> Mapping[str, Any]:
+        return self._metadata
+
+    @property
+    def dropped_ms(self) -> float:
+        paced = self.pacer.dropped_ms if self.pacer is not None else 0.0
+        return paced + 1000.0 * self.inbox_dropped / INPUT_RATE
+
+    def receive(self, message: Message) -> None:
+        """One websocket message from the page (never blocks, never raises on bad input)."""
+        if self.hung_up:
+            return
+        if isinstance(message, bytes):
+            self._frame(message)
+            return
+        if len(message) > MAX_TEXT_BYTES:
+            self._malformed("too_large", f"a text message of {len(message)} characters")
+            return
+        try:
+            data = json.loads(message)
+        except ValueError:
+            self._malformed("invalid", "not JSON")
+            return
+        if not isinstance(data, dict):
+            self._malformed("invalid", "not a JSON object")
+            return
+        self._control(data)
+
+    def _control(self, data: dict[str, Any]) -> None:
+        kind = data.get("type")
+        position = data.get("position")
+        if position is not None and not _count(position):
+            self._malformed("invalid", f"{printable(kind)}: position {printable(position)}")
+            return
+        if kind == "hello":
+            self._hello(data.get("sample_rate"))
+        elif kind == "played" and position is not None:
+            self.speaker.progress(position)
+        elif kind == "mark" and isinstance(data.get("name"), str):
+            self.speaker.confirm(data["name"], position)
+        elif kind == "cleared" and position is not None:
+            self.speaker.answer_clear(position)
+        elif kind == "text" and isinstance(data.get("text"), str):
+            line = " ".join(data["text"].split())[:MAX_TYPED_CHARS]
+            if line:
+                self._put(line)
+        else:
+            self._malformed("unknown", f"a message of type {printable(kind)}")
+
+    def _hello(self, rate: object) -> None:
+        if self.page_rate is not None:
+            self._malformed("second_hello", "a second hello (the first one's rate stays)")
+            return
+        if (
+            not isinstance(rate, int)
+            or isinstance(rate, bool)
+            or not (PAGE_RATES[0] <= rate <= PAGE_RATES[1])
+        ):
+            self._malformed("invalid", f"hello: sample_rate {printable(rate)}")
+            return
+        self.page_rate = rate
+        self.pacer = InboundPacer(rate, origin=time.monotonic(), burst_s=self._burst_s,
+                                  flood_close_s=self._flood_close_s)  # fmt: skip
+        self._resampler = audio.Resampler(rate, INPUT_RATE) if rate != INPUT_RATE else None
+
+    def _frame(self, pcm: bytes) -> None:
+        if self.page_rate is None or self.pacer is None:
+            self._malformed("before_hello", "audio before the hello message")
+            return
+        limit = 2 * self.page_rate * FRAME_MS // 1000
+        if not pcm or len(pcm) % 2:
+            self._malformed("odd_size", f"a frame of {len(pcm)} bytes (PCM16: an even number)")
+            return
+        if len(pcm) > limit:
+            self._malformed("too_large", f"a frame of {len(pcm)} bytes (20 ms: {limit})")
+            return
+        if not self.pacer.admit(len(pcm) // 2, time.monotonic()):
+            if self.pacer.flooding:
+                logger.warning("a page closed (%d): %s", FLOOD_CLOSE_CODE, FLOOD_REASON)
+                self.refusal = (FLOOD_CLOSE_CODE, FLOOD_REASON)
+                self.hang_up()
+            return
+        self.frames += 1
+        if self._resampler is not None:
+            pcm = self._resampler.process(pcm)
+        if pcm:
+            self._put(pcm)
+
+    def _malformed(self, reason: str, detail: str) -> None:
+        self.malformed[reason] += 1
+        if sum(self.malformed.values()) <= LOGGED_MALFORMED:
+            logger.warning("skipped a message from the page (%s): %s", reason, detail)
+
+    def _put(self, item: bytes | str) -> None:
+        if isinstance(item, bytes):
+            samples = len(item) // 2
+            if self._inbox_samples + samples > self._inbox_max:
+                self.inbox_dropped += samples
+                return
+            self._inbox_samples += samples
+        self._inbox.put(item)
+
+    def send_event(self, event: Mapping[str, Any]) -> None:
+        """A JSON message for the page (the session's news: transcripts, turns)."""
+        self._send(json.dumps(event, ensure_ascii=False))
+
+    def _send(self, message: Message) -> None:
+        if self.hung_up:
+            return
+        if len(self._outbox) >= self._outbox_max:
+            logger.warning("a page closed: %s", NOT_READING_REASON)
+            self.refusal = (FLOOD_CLOSE_CODE, NOT_READING_REASON)
+            self.hang_up()
+            if self.on_not_reading is not None:
+                self.on_not_reading()
+            return
+        if not self._outbox.put(message):
+            self.hung_up = True
+
+    def outgoing(self) -> Mailbox[Message]:
+        """Messages for the socket, in order; ends when the page is gone."""
+        return self._outbox
+
+    async def incoming(self) -> AsyncGenerator[bytes | str, None]:
+        try:
+            while True:
+                try:
+                    item = await self._inbox.get()
+                except anyio.EndOfStream:
+                    return
+                if isinstance(item, bytes):
+                    self._inbox_samples -= len(item) // 2
+                yield item
+        finally:
+            self._inbox.close()
+
+    def hang_up(self) -> None:
+        """The page is gone: ``incoming()`` ends, and nothing more is sent."""
+        self.hung_up = True
+        self._inbox.close()
+        self._outbox.close()
+
+    async def aclose(self) -> None:
+        """The session is over: once the page has played what was sent, the socket ends."""
+        if not self.hung_up:
+            with anyio.move_on_after(self.goodbye_timeout_s):
+                await self.speaker.wait_played()
+        self.hang_up()
+
+
+def _count(value: object) -> bool:
+    """A non-negative int from JSON (not a bool, not a float)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
