@@ -8,8 +8,9 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
+from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
@@ -58,7 +59,8 @@ class PhoneServer:
     1``): the calls up already keep their voice, and the carrier goes on to the call's next
     instruction (another server, a message). Malformed or unknown messages are counted in
     ``malformed`` and logged, never fatal. ``drain()`` stops accepting and lets the calls in
-    progress end.
+    progress end. ``reuse_port`` binds with SO_REUSEPORT (one of several processes on the
+    port); ``health`` is added to what ``GET /health`` answers.
     """
 
     def __init__(
@@ -76,6 +78,8 @@ class PhoneServer:
         carrier: str | None = None,
         max_calls: int | None = None,
         max_pending: int | None = None,
+        reuse_port: bool = False,
+        health: Mapping[str, object] | None = None,
     ) -> None:
         if max_calls is not None and max_calls < 1:
             raise ValueError(f"max_calls must be at least 1, not {max_calls}")
@@ -99,6 +103,9 @@ class PhoneServer:
         if max_pending is None and max_calls is not None:
             max_pending = max(MIN_PENDING, 2 * max_calls)
         self.max_pending = max_pending  # sockets let in whose start has not come yet
+        # SO_REUSEPORT: one of several processes on one port (``voiceagent phone --workers``)
+        self.reuse_port = reuse_port
+        self.health = dict(health or {})  # added to /health's answer, e.g. the worker's number
         self.calls = 0  # in progress: started, not ended
         self.calls_served = 0
         self.malformed: Counter[str] = Counter()  # reason -> messages
@@ -148,12 +155,15 @@ class PhoneServer:
         await self.aclose()
 
     async def start(self) -> None:
+        # passed on to loop.create_server: SO_REUSEPORT, to share the port with other workers
+        listening: dict[str, Any] = {"reuse_port": True} if self.reuse_port else {}
         self._server = await serve(
             self._handle,
             self.host,
             self.port,
             process_request=self._process_request,
             max_size=HARD_MAX_BYTES,
+            **listening,
         )
         self.port = self._server.sockets[0].getsockname()[1]
         if not self.auth.enabled:
@@ -207,7 +217,8 @@ class PhoneServer:
         routed = self.route(request.path)  # signed in full: public URL (its prefix) + this
         path = routed.split("?", 1)[0]
         if path == "/health":  # calls: started ones; pending: let in, no start yet
-            return _json(connection, {"status": "ok", "calls": self.calls, "pending": self.pending})
+            health = {"status": "ok", "calls": self.calls, "pending": self.pending}
+            return _json(connection, health | self.health)
         if path not in CALL_PATHS:
             paths = ", ".join(CALL_PATHS)
             return self._refuse(connection, 404, f"no calls on {path}: dial one of {paths}")

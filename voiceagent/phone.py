@@ -1,5 +1,7 @@
 """``voiceagent phone``: serves phone calls (Twilio Media Streams), one ``Session`` of the agent
-per call; ``--twiml`` prints what to paste into Twilio. SIGTERM drains, then exits."""
+per call; ``--twiml`` prints what to paste into Twilio. SIGTERM drains, then exits.
+``--workers N`` (N > 1) hands the port to N such processes under a supervisor
+(``phone_workers``)."""
 
 from __future__ import annotations
 
@@ -85,6 +87,14 @@ def main(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> 
                 raise PhoneError("--twiml needs --public-url (the wss:// base Twilio dials)")
             print(twiml(args.public_url))
             return 0
+        workers = getattr(args, "workers", 1)
+        if workers is None or workers < 1:
+            raise PhoneError(f"--workers {workers}: at least 1")
+        if workers > 1:
+            from voiceagent import phone_workers
+
+            check(args, env)  # a usage error is said once, not by every worker
+            return phone_workers.supervise(args, env)
         return loop.run(serve, prepare(args, env), loop=getattr(args, "loop", None), env=env)
     except KeyboardInterrupt:
         return 130
@@ -102,6 +112,19 @@ def main(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> 
 def prepare(args: argparse.Namespace, env: Mapping[str, str]) -> PhoneSetup:
     """The agent, the LLM endpoint and the components, chosen (and checked) before serving."""
     agent = with_overrides(load_agent(args.agent), args)
+    check(args, env)
+    folder = Path(args.timeline) if args.timeline else None
+    components = _components(args, env, agent, need_stt=True)
+    assert components.stt is not None  # need_stt: from_config chose one or raised
+    if hasattr(components.stt, "frame_ms"):  # Pulse: 100 ms frames, not 20 (its limit is 20-100):
+        components.stt.frame_ms = 100  # a socket send per 20 ms per call topped bench/phone_load
+    lines = [components.description, components.stt_description or ""]
+    endpoint = resolve_llm_endpoint(args.llm_url, args.api_key, env)
+    return PhoneSetup(agent, args, env, endpoint, components.stt, "\n".join(lines), folder)
+
+
+def check(args: argparse.Namespace, env: Mapping[str, str]) -> None:
+    """The options' own errors (PhoneError), without loading the agent or any component."""
     if args.public_url:
         stream_url(args.public_url)  # checked now, not at the first call
     phone_auth(args, env)  # so are the credentials
@@ -114,13 +137,6 @@ def prepare(args: argparse.Namespace, env: Mapping[str, str]) -> PhoneSetup:
         raise PhoneError(f"--start-timeout-s {args.start_timeout_s}: more than 0 seconds")
     if folder is not None and not folder.is_dir():
         raise PhoneError(f"--timeline {args.timeline}: on a phone it is a folder (a file per call)")
-    components = _components(args, env, agent, need_stt=True)
-    assert components.stt is not None  # need_stt: from_config chose one or raised
-    if hasattr(components.stt, "frame_ms"):  # Pulse: 100 ms frames, not 20 (its limit is 20-100):
-        components.stt.frame_ms = 100  # a socket send per 20 ms per call topped bench/phone_load
-    lines = [components.description, components.stt_description or ""]
-    endpoint = resolve_llm_endpoint(args.llm_url, args.api_key, env)
-    return PhoneSetup(agent, args, env, endpoint, components.stt, "\n".join(lines), folder)
 
 
 def phone_auth(args: argparse.Namespace, env: Mapping[str, str]) -> PhoneAuth:
@@ -173,6 +189,8 @@ async def serve(setup: PhoneSetup) -> int:
             max_calls=getattr(args, "max_calls", None),
             max_pending=getattr(args, "max_pending", None),
             start_timeout_s=getattr(args, "start_timeout_s", 5.0),
+            reuse_port=getattr(args, "reuse_port", False),  # one of --workers N
+            health=worker_health(args),
         )
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             await server.start()
@@ -190,6 +208,12 @@ async def serve(setup: PhoneSetup) -> int:
             await server.drain(args.drain_s)
     print(f"served {server.calls_served} call(s)", file=sys.stderr)
     return 0
+
+
+def worker_health(args: argparse.Namespace) -> dict[str, object]:
+    """What /health adds in one of ``--workers N``: its number and pid (which one answered)."""
+    number = getattr(args, "worker", None)
+    return {} if number is None else {"worker": number, "pid": os.getpid()}
 
 
 async def _call(setup: PhoneSetup, base_url: str, transport: PhoneTransport) -> None:
