@@ -41,6 +41,7 @@ from pathlib import Path
 
 import anyio
 import numpy as np
+from forked import forked
 from session_stacks import (
     END_OF_TURN_MS,
     HANGOVER_MS,
@@ -57,6 +58,7 @@ from session_stacks import (
     offline_stack,
 )
 
+from voiceagent import loop
 from voiceagent.llm import ElectronClient
 from voiceagent.session_events import BargeIn, TurnEnded
 from voiceagent.testing.electron import ElectronServer
@@ -354,17 +356,18 @@ class Crowd:
 
 
 async def crowd(
-    n: int, talk: Conversation, wav: Path, urls: tuple[str, str, str], electron: ElectronServer
+    n: int, talk: Conversation, wav: Path, urls: tuple[str, str, str], stagger_s: float
 ) -> Crowd:
-    """N sessions at once on one ElectronClient; the simulator's peak in flight is theirs."""
+    """N sessions at once on one ElectronClient, session i starting ``i * stagger_s / n``
+    seconds after the first."""
     llm_url, pulse_url, tts_url = urls
     result = Crowd(n, asked=n * len(talk.lines))
-    electron.max_in_flight = 0
     async with fakes_stack(pulse_url, tts_url, tts_concurrency=0) as stack:
         llm = ElectronClient(llm_url)  # as in the README: one client, no plan given
         recordings: list[Recording] = []
 
         async def one(index: int) -> None:
+            await anyio.sleep(index * stagger_s / n)
             rec = await converse(
                 stack, talk, wav, llm_url, llm=llm, tag=f"-{index}", progress=False
             )
@@ -373,7 +376,6 @@ async def crowd(
         async with anyio.create_task_group() as tg:
             for index in range(n):
                 tg.start_soon(one, index)
-    result.peak_in_flight = electron.max_in_flight
     for rec in recordings:
         result.late_blocks += rec.late_blocks
         for event in rec.events:
@@ -423,20 +425,32 @@ def run_crowds(args: argparse.Namespace, questions: int) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         talk = conversation(questions)
         wav = talk.write(folder / "questions.wav", GAP_S)
+
+        def learn(pulse: PulseServer) -> None:
+            for line in talk.lines:
+                pulse.table.add(line.pcm, line.text, IN_RATE)
+
+        # each fake in a process of its own, as remote servers are (see bench/forked.py)
         electron = resources.enter_context(
-            ElectronServer.running_in_thread(ttft_ms=CROWD_TTFT_MS, token_ms=CROWD_TOKEN_MS)
+            forked(
+                lambda: ElectronServer.running_in_thread(
+                    ttft_ms=CROWD_TTFT_MS, token_ms=CROWD_TOKEN_MS
+                )
+            )
         )
-        pulse = resources.enter_context(PulseServer.running_in_thread(transcribe="table"))
-        for line in talk.lines:
-            pulse.table.add(line.pcm, line.text, IN_RATE)
+        pulse = resources.enter_context(
+            forked(lambda: PulseServer.running_in_thread(transcribe="table"), learn)
+        )
         lightning = resources.enter_context(
-            LightningServer.running_in_thread(voice="synthetic", account_limit=0)
+            forked(lambda: LightningServer.running_in_thread(voice="synthetic", account_limit=0))
         )
-        urls = (electron.base_url, pulse.url, lightning.ws_url)
+        urls = (electron.get("base_url"), pulse.get("url"), lightning.get("ws_url"))
         crowds = []
         for n in args.sessions:
             print(f"{n} session(s)…", file=sys.stderr, flush=True)
-            crowds.append(anyio.run(crowd, n, talk, wav, urls, electron))
+            electron.set("max_in_flight", 0)
+            crowds.append(loop.run(crowd, n, talk, wav, urls, args.stagger_s, loop=args.loop))
+            crowds[-1].peak_in_flight = electron.get("max_in_flight")
     print(crowd_report(crowds))
 
 
@@ -458,6 +472,20 @@ def main() -> None:
         type=sessions_list,
         metavar="N[,N…]",
         help="instead: N sessions at once on one ElectronClient (fakes stack), e.g. 1,50",
+    )
+    parser.add_argument(
+        "--loop",
+        choices=loop.LOOPS,
+        default="asyncio",
+        help="with --sessions: the event loop (default asyncio, as README's anyio.run(main))",
+    )
+    parser.add_argument(
+        "--stagger-s",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="with --sessions: spread the sessions' starts evenly over S seconds (default 0: "
+        "all ask at the same instant)",
     )
     args = parser.parse_args()
     if args.runs < 1:
