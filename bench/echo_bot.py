@@ -2,12 +2,14 @@
 stack that does nothing but answer each inbound ``media`` frame with one outbound ``media``
 frame (the caller's payload back), so ours ÷ this is what the orchestration costs.
 
-Run: ``python bench/echo_bot.py`` prints ``ws://127.0.0.1:PORT/twilio`` as its first stdout
-line; ``VOICEAGENT_LOOP_LAG_FILE`` records its event-loop lag as ``voiceagent phone`` does.
+Run: ``python bench/echo_bot.py [--loop uvloop|asyncio]`` prints
+``ws://127.0.0.1:PORT/twilio`` as its first stdout line; ``VOICEAGENT_LOOP_LAG_FILE``
+records its event-loop lag as ``voiceagent phone`` does.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -18,6 +20,7 @@ import anyio
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from voiceagent import loop
 from voiceagent.phone import LOOP_LAG_ENV, loop_lag_recorder
 
 
@@ -56,4 +59,6 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    anyio.run(main)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--loop", choices=loop.LOOPS, help="default: as voiceagent's commands")
+    loop.run(main, loop=parser.parse_args().loop)

@@ -47,7 +47,7 @@ import anyio
 from load_caller import LoadCaller, first_audio_ms, ulaw_frames
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from voiceagent import audio
+from voiceagent import audio, loop
 
 BENCH = Path(__file__).resolve().parent
 PYTHON = sys.executable
@@ -227,15 +227,16 @@ def fakes(folder: Path, table: Path, concurrency: int) -> Iterator[Fakes]:
                     (llm.pid, tts.pid, stt.pid))  # fmt: skip
 
 
-def bot_argv(f: Fakes, max_calls: int | None = None) -> list[str]:
+def bot_argv(f: Fakes, loop_name: str, max_calls: int | None = None) -> list[str]:
     limit = ["--max-calls", str(max_calls)] if max_calls else []
     return pinned(BOT_CORE, [VOICEAGENT, "phone", AGENT, "--port", "0", "--llm-url", f.llm_url,
                              "--tts", "lightning", "--tts-url", f.tts_url, "--stt", "pulse",
-                             "--stt-url", f.stt_url, "--drain-s", "5", *limit])  # fmt: skip
+                             "--stt-url", f.stt_url, "--drain-s", "5", "--loop", loop_name,
+                             *limit])  # fmt: skip
 
 
-def echo_argv() -> list[str]:
-    return pinned(BOT_CORE, [PYTHON, str(BENCH / "echo_bot.py")])
+def echo_argv(loop_name: str) -> list[str]:
+    return pinned(BOT_CORE, [PYTHON, str(BENCH / "echo_bot.py"), "--loop", loop_name])
 
 
 # --- the callers (worker processes on core 1) ----------------------------------------------
@@ -380,10 +381,17 @@ async def worker(args: argparse.Namespace) -> None:
 # --- one measurement --------------------------------------------------------------------
 
 
+# A run is valid only when the caller side (core 1: callers and fakes) kept up: else it,
+# not the bot, shaped the figures, and the run is reported as invalid, not counted.
+CALLER_LAG_P99_MAX_MS = 10.0
+CALLER_CORE_MAX_PCT = 85.0
+
+
 @dataclass
 class Row:
     label: str
     n: int
+    loop: str = "uvloop"
     calls: int = 0
     failed: int = 0
     refused: int = 0  # 503 at the upgrade or 1013 at the start (--max-calls)
@@ -418,6 +426,16 @@ class Row:
     @property
     def core1_pct(self) -> float:  # the callers' and fakes' share of theirs
         return 100 * self.other_cpu_s / self.wall_s if self.wall_s else math.nan
+
+    @property
+    def invalid(self) -> str:
+        """Why the caller side did not keep up ("" when the run is valid)."""
+        why = []
+        if not self.caller_lag_p99 <= CALLER_LAG_P99_MAX_MS:
+            why.append(f"caller lag p99 {self.caller_lag_p99:.1f} ms")
+        if not self.core1_pct <= CALLER_CORE_MAX_PCT:
+            why.append(f"core 1 at {self.core1_pct:.0f} %")
+        return ", ".join(why)
 
     @property
     def rss_per_call_mb(self) -> float:
@@ -516,14 +534,16 @@ def run_callers(
 def measure(
     folder: Path, label: str, n: int, f: Fakes | None, wavs: list[Path], options: list[str],
     *, profile_out: Path | None = None, rss_every_s: float = 0.0, max_calls: int | None = None,
+    loop_name: str = "uvloop",
 ) -> Row:  # fmt: skip
-    """One bot (ours, or the echo baseline when ``f`` is None) under N callers."""
-    row = Row(label, n)
+    """One bot (ours, or the echo baseline when ``f`` is None) under N callers, on the event
+    loop ``loop_name``."""
+    row = Row(label, n, loop_name)
     lag_file = folder / f"{label}-{n}-lag.jsonl"
     # The Lightning fake has no account limit: neither has the bot (else every call's reply
     # queues behind one slot, ~0.8 s a call, and at N=50 the callers time out).
     env = {**os.environ, LAG_ENV: str(lag_file), "LIGHTNING_MAX_CONCURRENT": "0"}
-    argv = bot_argv(f, max_calls) if f is not None else echo_argv()
+    argv = bot_argv(f, loop_name, max_calls) if f is not None else echo_argv(loop_name)
     with spawned(f"{label}-{n}-bot", argv, folder, env) as bot:
         url = bot.first_line()
         time.sleep(1.5)  # the ticker's first lines; the process settled
@@ -564,10 +584,11 @@ def measure(
 # --- the table ----------------------------------------------------------------------------
 
 HEADER = (
-    f"{'N':>4} {'bot':<5} {'calls':>5} {'fail':>4} {'call-min':>8} {'CPU s/call-min':>14} "
+    f"{'N':>4} {'bot':<5} {'loop':<7} {'calls':>5} {'fail':>4} {'call-min':>8} "
+    f"{'CPU s/call-min':>14} "
     f"{'peak RSS MB':>11} {'MB/call':>7} {'lag p50':>7} {'lag p99':>7} {'lag max':>7} "
     f"{'1st audio p50':>13} {'p99':>6} {'late':>5} {'underrun':>8} {'caller lag p99':>14} "
-    f"{'core0 %':>7} {'core1 %':>7}"
+    f"{'core0 %':>7} {'core1 %':>7}  valid"
 )
 
 
@@ -577,7 +598,8 @@ def fmt(row: Row) -> str:
 
     ours = row.label == "ours"
     return (
-        f"{row.n:>4} {row.label:<5} {row.calls:>5} {row.failed:>4} {row.call_min:>8.1f} "
+        f"{row.n:>4} {row.label:<5} {row.loop:<7} {row.calls:>5} {row.failed:>4} "
+        f"{row.call_min:>8.1f} "
         f"{num(row.cpu_per_call_min, '.3f'):>14} {row.peak_rss_mb:>11.1f} "
         f"{num(row.rss_per_call_mb, '.2f'):>7} {num(row.lag_p50, '.2f'):>7} "
         f"{num(row.lag_p99, '.2f'):>7} {num(row.lag_max, '.1f'):>7} "
@@ -585,30 +607,34 @@ def fmt(row: Row) -> str:
         f"{num(row.lat_p99, '.0f') if ours else '-':>6} "
         f"{row.late if ours else '-':>5} {row.underruns if ours else '-':>8} "
         f"{num(row.caller_lag_p99, '.1f'):>14} {num(row.core0_pct, '.0f'):>7} "
-        f"{num(row.core1_pct, '.0f'):>7}"
+        f"{num(row.core1_pct, '.0f'):>7}  {'no: ' + row.invalid if row.invalid else 'yes'}"
     )  # fmt: skip
 
 
-def measure_silent(folder: Path, table: Path, wavs: list[Path], n: int, call_s: float) -> list[Row]:
+def measure_silent(
+    folder: Path, table: Path, wavs: list[Path], n: int, call_s: float, loop_name: str
+) -> list[Row]:
     """Ours and the echo bot under N callers who never speak: what every call costs for its
     frames alone (in and out, listening, pacing), before any turn."""
     options = ["--mode", "silent", "--call-s", str(call_s)]
-    note(f"N={n}: silent calls, ours")
+    note(f"N={n}: silent calls, ours ({loop_name})")
     with fakes(folder, table, n) as f:
-        ours = measure(folder, "ours-silent", n, f, wavs, options)
-    note(f"N={n}: silent calls, baseline (echo)")
-    return [ours, measure(folder, "echo-silent", n, None, wavs, options)]
+        ours = measure(folder, "ours-silent", n, f, wavs, options, loop_name=loop_name)
+    note(f"N={n}: silent calls, baseline (echo, {loop_name})")
+    return [ours, measure(folder, "echo-silent", n, None, wavs, options, loop_name=loop_name)]
 
 
 def print_silent(rows: list[Row], call_s: float) -> None:
     print(f"silent calls (callers who never speak, {call_s:.0f} s each: the per-frame cost alone)")
     print(f"{'N':>4} {'ours CPU s/call-min':>19} {'echo':>6} {'ours/echo':>9} "
-          f"{'ours core0 %':>12} {'echo core0 %':>12} {'fail':>4}")  # fmt: skip
+          f"{'ours core0 %':>12} {'echo core0 %':>12} {'fail':>4} {'loop':<7} valid")  # fmt: skip
     for ours, echo in zip(rows[::2], rows[1::2], strict=True):
         ratio = ours.cpu_per_call_min / echo.cpu_per_call_min
+        invalid = "; ".join(f"{r.label}: {r.invalid}" for r in (ours, echo) if r.invalid)
         print(f"{ours.n:>4} {ours.cpu_per_call_min:>19.3f} {echo.cpu_per_call_min:>6.3f} "
               f"{ratio:>8.2f}x {ours.core0_pct:>12.0f} {echo.core0_pct:>12.0f} "
-              f"{ours.failed + echo.failed:>4}")  # fmt: skip
+              f"{ours.failed + echo.failed:>4} {ours.loop:<7} "
+              f"{'no: ' + invalid if invalid else 'yes'}")  # fmt: skip
 
 
 def note(text: str) -> None:
@@ -657,23 +683,27 @@ def orchestrate(args: argparse.Namespace) -> int:
         folder = Path(args.keep) if args.keep else Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         table, wavs = write_utterances(folder)
+        loops = ["uvloop", "asyncio"] if args.loop == "both" else [args.loop]
         for n in ns:
-            note(f"N={n}: ours")
-            with fakes(folder, table, n) as f:
-                profile = Path(args.profile_out) if args.profile == n and args.profile_out else None
-                ours = measure(folder, "ours", n, f, wavs, ["--turns", str(turns)],
-                               profile_out=profile, max_calls=args.max_calls)  # fmt: skip
-            rows.append(ours)
-            note(f"N={n}: baseline (echo)")
-            rows.append(
-                measure(folder, "echo", n, None, wavs, ["--mode", "echo", "--call-s", str(call_s)])
-            )
-            note(HEADER)
-            for row in rows[-2:]:
-                note(fmt(row))
-            if args.silent:
-                silent += measure_silent(folder, table, wavs, n, call_s)
-        print("phone load: one bot process on core 0; fakes and callers on core 1")
+            for name in loops:
+                note(f"N={n}: ours ({name})")
+                with fakes(folder, table, n) as f:
+                    profile = (
+                        Path(args.profile_out) if args.profile == n and args.profile_out else None
+                    )
+                    ours = measure(folder, "ours", n, f, wavs, ["--turns", str(turns)],
+                                   profile_out=profile, max_calls=args.max_calls,
+                                   loop_name=name)  # fmt: skip
+                rows.append(ours)
+                note(f"N={n}: baseline (echo, {name})")
+                echo = ["--mode", "echo", "--call-s", str(call_s)]
+                rows.append(measure(folder, "echo", n, None, wavs, echo, loop_name=name))
+                note(HEADER)
+                for row in rows[-2:]:
+                    note(fmt(row))
+                if args.silent:
+                    silent += measure_silent(folder, table, wavs, n, call_s, name)
+        print("phone load: one bot process on core 0; fakes and callers (on uvloop) on core 1")
         print(
             "CPU s/call-min = bot CPU seconds per minute of call; lag = oversleep of a 10 ms "
             "ticker (ms); 1st audio = end of caller speech -> first bot audio heard (ms); "
@@ -683,13 +713,17 @@ def orchestrate(args: argparse.Namespace) -> int:
         print(HEADER)
         for row in rows:
             print(fmt(row))
-        for n in ns:
-            pair = [r for r in rows if r.n == n]
-            if len(pair) == 2 and pair[1].cpu_per_call_min:
-                ratio = pair[0].cpu_per_call_min / pair[1].cpu_per_call_min
+        for ours, echo in zip(rows[::2], rows[1::2], strict=True):
+            n, pair = ours.n, [ours, echo]
+            invalid = "; ".join(f"{r.label}: {r.invalid}" for r in pair if r.invalid)
+            if invalid:
+                print(f"N={n} {ours.loop}: invalid (the caller side did not keep up: {invalid})"
+                      " - not counted")  # fmt: skip
+            elif echo.cpu_per_call_min:
+                ratio = ours.cpu_per_call_min / echo.cpu_per_call_min
                 print(
-                    f"N={n}: ours/echo CPU per call-minute = {ratio:.1f}x; "
-                    f"tasks idle {pair[0].tasks_idle} -> after calls {pair[0].tasks_after}"
+                    f"N={n} {ours.loop}: ours/echo CPU per call-minute = {ratio:.2f}x; "
+                    f"tasks idle {ours.tasks_idle} -> after calls {ours.tasks_after}"
                 )
             if pair and args.max_calls:
                 offered = pair[0].calls + pair[0].refused
@@ -720,6 +754,12 @@ def main(argv: list[str] | None = None) -> int:
         "--silent", action="store_true", help="also silent calls per N: the per-frame cost alone"
     )
     parser.add_argument("--max-calls", type=int, help="run our bot with --max-calls M")
+    parser.add_argument(
+        "--loop",
+        choices=("uvloop", "asyncio", "both"),
+        default="uvloop",
+        help="the bots' event loop (ours and the echo baseline alike); both: each N twice",
+    )
     worker_opts = parser.add_argument_group("worker (internal)")
     worker_opts.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     worker_opts.add_argument("--url", help=argparse.SUPPRESS)
@@ -732,7 +772,7 @@ def main(argv: list[str] | None = None) -> int:
     worker_opts.add_argument("--slot-s", type=float, default=0.0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        anyio.run(worker, args)
+        loop.run(worker, args, loop="uvloop")  # the callers: the leanest loop there is
         return 0
     return orchestrate(args)
 

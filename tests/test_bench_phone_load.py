@@ -23,8 +23,14 @@ def test_quick_run_prints_the_table() -> None:
     assert "CPU s/call-min" in done.stdout
     assert "ours" in done.stdout and "echo" in done.stdout
     silent = done.stdout.split("silent calls (")[1].splitlines()
-    n, ours, echo, *_, failed = silent[2].split()  # the row after the header
+    n, ours, echo, _ratio, _core0, _echo0, failed, loop, *_valid = silent[2].split()
     assert n == "3" and float(ours) > 0 and float(echo) > 0 and failed == "0", silent
+    assert loop == "uvloop", silent  # the bots' loop by default
+    # each run says whether the caller side kept up (then its ratio is counted)
+    assert "valid" in done.stdout and (
+        "ours/echo CPU per call-minute" in done.stdout
+        or "invalid (the caller side did not keep up" in done.stdout
+    )
     # three callers dial within 0.1 s of each other; the bot takes two at once
     assert "N=3: 1 of 3 calls refused (503 or 1013) (--max-calls 2)" in done.stdout, done.stdout
 
