@@ -40,6 +40,7 @@ from voiceagent.adapters.lightning_wire import (
     AccountLimiter,
     LightningError,
     LightningOptions,
+    Ticket,
     account_limiter,
 )
 from voiceagent.adapters.mailbox import Mailbox
@@ -159,7 +160,7 @@ class LightningTTS:
         self,
         seg: SegmentState,
         event: Event,
-        ticket: anyio.Event | None,
+        ticket: Ticket | None,
         limiter: AccountLimiter | None,
     ) -> bytes:
         """Advance a segment by one event; the audio to yield, if any."""
@@ -167,7 +168,7 @@ class LightningTTS:
             seg.text += event.text
             if seg.request_id is None and seg.text.strip():
                 if ticket is not None:
-                    await ticket.wait()  # the account's slot
+                    await ticket.wait()  # the account's slot (and the fleet's lease)
                 await self._open_request(seg)
             elif seg.request_id is not None and event.text:
                 await self._send(seg, event.text, more=True)

@@ -1,4 +1,5 @@
-"""What both Lightning adapters share: options, errors, auth headers, the account limiter."""
+"""What both Lightning adapters share: options, errors, auth headers, the account limiter
+(process-wide, and fleet-wide in Redis with ``VOICEAGENT_REDIS_URL``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from urllib.parse import urlsplit
 
 import anyio
 from anyio.lowlevel import RunVar
+
+from voiceagent.fleet import FleetLimiter, Lease, fleet_limiter
 
 MODELS = ("lightning_v3.1", "lightning_v3.1_pro")
 DEFAULT_VOICES = {"lightning_v3.1": "sophia", "lightning_v3.1_pro": "meher"}
@@ -117,24 +120,54 @@ wire_logger = logging.getLogger("voiceagent.adapters.lightning.wire")
 wire_logger.addFilter(_MaskBearer())
 
 
+class Ticket:
+    """A request's place in its account's queue: ``await wait()`` until the slot is ours.
+
+    The process's slot comes first, in the order tickets were taken; with a fleet
+    (``VOICEAGENT_REDIS_URL``) the wait goes on for the account's lease in Redis."""
+
+    def __init__(self, fleet: FleetLimiter | None) -> None:
+        self._granted = anyio.Event()
+        self._fleet = fleet
+        self.lease: Lease | None = None
+        self._leased = fleet is None
+
+    def is_set(self) -> bool:
+        """The process's slot is ours (the fleet's lease may still be coming)."""
+        return self._granted.is_set()
+
+    def set(self) -> None:
+        self._granted.set()
+
+    async def wait(self) -> None:
+        await self._granted.wait()
+        if not self._leased and self._fleet is not None:
+            self.lease = await self._fleet.acquire()  # None when Redis is down: local only
+            self._leased = True
+
+
 class AccountLimiter:
     """Slots for an account's concurrent requests, shared in a process, granted in the
-    order requests joined the queue (so a filler always goes before its answer)."""
+    order requests joined the queue (so a filler always goes before its answer); with a
+    fleet, each slot also holds a lease in Redis (see `voiceagent.fleet`)."""
 
-    def __init__(self, slots: int) -> None:
+    def __init__(self, slots: int, fleet: FleetLimiter | None = None) -> None:
         self._free = slots
-        self._queue: deque[anyio.Event] = deque()
+        self._queue: deque[Ticket] = deque()
         self._released = anyio.Event()
+        self.fleet = fleet
 
-    def join(self) -> anyio.Event:
-        """A place in the queue, taken now; the event is set when a slot is ours."""
-        ticket = anyio.Event()
+    def join(self) -> Ticket:
+        """A place in the queue, taken now; ``await ticket.wait()`` until a slot is ours."""
+        ticket = Ticket(self.fleet)
         self._queue.append(ticket)
         self._grant()
         return ticket
 
-    def leave(self, ticket: anyio.Event) -> None:
+    def leave(self, ticket: Ticket) -> None:
         """Give the slot back (or the place in the queue, if no slot came yet)."""
+        if ticket.lease is not None:
+            ticket.lease.release_soon()
         if ticket.is_set():
             self._free += 1
             self._released.set()
@@ -165,7 +198,12 @@ def account_limiter(url: str, api_key: str | None, slots: int) -> AccountLimiter
         limiters = {}
         _LIMITERS.set(limiters)
     fingerprint = hashlib.sha256((api_key or "").encode()).hexdigest()[:16]
-    key = (urlsplit(url).netloc, fingerprint, slots)
-    if key not in limiters:
-        limiters[key] = AccountLimiter(slots)
-    return limiters[key]
+    netloc = urlsplit(url).netloc.rpartition("@")[2]  # never a user:password part
+    key = (netloc, fingerprint, slots)
+    fleet = fleet_limiter("tts", netloc, fingerprint, slots)
+    limiter = limiters.get(key)
+    if limiter is None:
+        limiter = limiters[key] = AccountLimiter(slots, fleet)
+    else:
+        limiter.fleet = fleet  # the fleet's URL is read at each request, as the LLM's
+    return limiter

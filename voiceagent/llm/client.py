@@ -8,6 +8,7 @@ from typing import Any
 
 import anyio
 
+from voiceagent.fleet import FleetLimiter, fleet_limiter
 from voiceagent.redact import key_fingerprint, redact
 
 from .endpoint import display_url
@@ -27,7 +28,8 @@ class ElectronClient:
     """A client of one OpenAI-compatible endpoint (Electron by default) for one key.
 
     Cheap to create: the HTTP pool and the concurrency limiter are shared by every client
-    of the same (endpoint, key) in the process.
+    of the same (endpoint, key) in the process; with ``VOICEAGENT_REDIS_URL`` set (``voiceagent
+    phone --redis URL``) the limit holds across the fleet too (see `voiceagent.fleet`).
 
     ``plan`` bounds the requests in flight, process-wide, for this (endpoint, key):
     ``"standard"`` (3), ``"enterprise"`` (20), a number, or 0 for no limit. Left None, it is
@@ -142,6 +144,7 @@ class ElectronClient:
             on_usage=self._add_usage,
             on_send=on_send,
             limit_note=f"for {display_url(self.base_url)}, plan={self.plan!r}",
+            fleet=self._fleet,
         )
 
     def _request(
@@ -189,6 +192,12 @@ class ElectronClient:
 
     def _limiter(self) -> anyio.CapacityLimiter:
         return shared_limiter(self.base_url, self._key_id, self.max_in_flight)
+
+    def _fleet(self) -> FleetLimiter | None:
+        """With ``VOICEAGENT_REDIS_URL``, the plan's slots shared by the fleet in Redis."""
+        return fleet_limiter(
+            "llm", display_url(self.base_url), self._key_id, self._limiter().total_tokens
+        )
 
     def _add_usage(self, usage: Usage) -> None:
         self.usage.add(usage)

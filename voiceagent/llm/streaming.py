@@ -17,6 +17,8 @@ import pydantic
 from anyio.lowlevel import checkpoint_if_cancelled
 from openai.types.chat import ChatCompletionChunk
 
+from voiceagent.fleet import FleetLimiter, Lease
+
 from .classify import error_from_failure, failure_from_exception
 from .errors import StreamInterruptedError
 from .request_id import reset_request_id, set_request_id
@@ -70,9 +72,9 @@ async def next_event(events: openai.AsyncStream[object]) -> object:
 class ElectronStream:
     """Async iterator of `ChatCompletionChunk`s; use as `async with client.stream(...)`.
 
-    The request holds a concurrency slot from before it is sent until the stream closes;
-    one that has to wait for its slot says so once (a warning with the wait), whatever
-    its retries.
+    The request holds a concurrency slot from before it is sent until the stream closes:
+    its process's, then, with a fleet (``fleet``), a lease in Redis; one that has to wait
+    for either says so once (a warning with the wait), whatever its retries.
     Failures before the first content or tool-call delta is handed on are retried by the
     policy; after that a failure ends the stream with `StreamInterruptedError`. Each
     attempt must bring its first token within ``first_token_timeout`` (else a timeout,
@@ -94,9 +96,12 @@ class ElectronStream:
         stall_timeout: float = math.inf,
         on_send: Callable[[float], None] | None = None,
         limit_note: str = "",
+        fleet: Callable[[], FleetLimiter | None] | None = None,
     ) -> None:
         self._openai_client = openai_client
         self._limiter_factory = limiter
+        self._fleet_factory = fleet
+        self._lease: Lease | None = None
         self._request = request
         self._policy = policy
         self._first_byte_timeout = first_byte_timeout
@@ -146,34 +151,42 @@ class ElectronStream:
         return self
 
     async def _take_slot(self, limiter: anyio.CapacityLimiter) -> None:
-        """A concurrency slot: at once when one is free, else after a wait, logged once."""
+        """A concurrency slot (the process's, then the fleet's lease when there is a
+        fleet): at once when free, else after a wait, logged once."""
         await checkpoint_if_cancelled()
-        try:
-            limiter.acquire_on_behalf_of_nowait(self._borrower)
-            return
-        except anyio.WouldBlock:
-            pass
         started = anyio.current_time()
+        waited = False
         try:
-            await limiter.acquire_on_behalf_of(self._borrower)
+            try:
+                limiter.acquire_on_behalf_of_nowait(self._borrower)
+            except anyio.WouldBlock:
+                waited = True
+                await limiter.acquire_on_behalf_of(self._borrower)
+            fleet = self._fleet_factory() if self._fleet_factory is not None else None
+            if fleet is not None:
+                self._lease = await fleet.acquire()
+                waited = waited or (self._lease is not None and self._lease.waited)
         except BaseException:
-            waited_ms = (anyio.current_time() - started) * 1000.0
-            logger.info(
-                "LLM request abandoned after waiting %.0f ms for a concurrency slot "
-                "(%g in flight allowed %s)",
-                waited_ms,
-                limiter.total_tokens,
-                self._limit_note,
-            )
+            if waited:
+                logger.info(
+                    "LLM request abandoned after waiting %.0f ms for a concurrency slot "
+                    "(%g in flight allowed %s)",
+                    (anyio.current_time() - started) * 1000.0,
+                    limiter.total_tokens,
+                    self._limit_note,
+                )
             raise
+        if not waited:
+            return
         self.waited_s = anyio.current_time() - started
         logger.warning(
-            "LLM request waited %.0f ms for a concurrency slot: %g in flight allowed %s, "
+            "LLM request waited %.0f ms for a concurrency slot: %g in flight allowed %s%s, "
             "all taken. If the account allows more, raise it: ElectronClient(plan=...) "
             "('enterprise', a number, or 0 for no limit)",
             self.waited_s * 1000.0,
             limiter.total_tokens,
             self._limit_note,
+            " across the fleet" if self._lease is not None else "",
         )
 
     async def __aexit__(
@@ -397,6 +410,9 @@ class ElectronStream:
                 limiter.release_on_behalf_of(self._borrower)
             except RuntimeError:
                 pass  # never acquired (cancelled while waiting for a slot)
+        if self._lease is not None:
+            lease, self._lease = self._lease, None
+            await lease.release()  # shielded and bounded
         if self._token is not None:
             token, self._token = self._token, None
             reset_request_id(token)

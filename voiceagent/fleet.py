@@ -1,0 +1,401 @@
+"""Plan limits across a fleet: leases in Redis when ``VOICEAGENT_REDIS_URL`` is set.
+
+Smallest AI's plan limits (Electron's requests in flight, Lightning's account concurrency)
+hold for the whole account, whatever the number of processes and machines. Each process
+keeps its own limiter (``voiceagent.llm.limiter``, ``lightning_wire.AccountLimiter``), and a
+request first takes its slot there, in the process's FIFO order; with a Redis URL it then
+takes a lease here before it is sent, and gives it back when it ends.
+
+The design, one set of keys per (kind, endpoint, key fingerprint) — never the key itself —
+under one hash tag, so a Redis Cluster keeps them on one node:
+
+- ``…:holders``, a sorted set: ticket -> expiry of its lease (ms, Redis's own clock, so
+  machines need not agree on the time). A lease lives ``ttl`` seconds and is renewed every
+  ``ttl / 3`` while its request runs (one renewal call per limiter, not per request); a
+  process that dies stops renewing, and its slots come back within ``ttl``.
+- ``…:queue``, a sorted set: ticket -> sequence number (``…:seq``, INCR) taken at the
+  first try: the fleet's FIFO queue.
+- ``…:waiting``, a sorted set: ticket -> heartbeat expiry. A waiter refreshes it at every
+  try; a waiter whose process died drops out of the queue within ``ttl``.
+
+One Lua script does a try atomically: drop expired leases and dead waiters, join the
+queue if new, and grant a lease when fewer than ``limit`` are held and the ticket is among
+the first ``limit - held`` of the queue (strict FIFO across processes). A waiter tries
+again every ``poll`` seconds, or at once when a lease of its own process ends. Releasing
+removes the ticket from all three sets. Every key expires after a day without use.
+
+When Redis is down or unreachable — refused, timed out (each call is bounded by
+``OP_TIMEOUT_S``), or refusing our password — requests keep their process-local slot only:
+one warning names the (password-redacted) URL, and one request at most every
+``RETRY_S`` seconds tries Redis again; when it answers, a second line says the limits are
+fleet-wide again. A request waiting in Redis's queue when Redis dies goes ahead on its
+local slot. The choice is availability: a dead Redis must not silence every call of the
+fleet. Meanwhile the account may see up to (processes x plan) requests; Electron answers
+the excess with 429 "Concurrency limit reached" and Lightning with its concurrency error,
+which both clients already back off and retry. A lease lost with Redis's data (a restart)
+is not re-created: the count is low until the requests that held it end.
+
+The ``redis`` package (the ``fleet`` extra) is imported only when the URL is set. Leases
+need an asyncio event loop (uvloop included), as redis's asyncio client does.
+``VOICEAGENT_REDIS_LEASE_TTL`` (seconds, default 15) sets ``ttl``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import re
+import secrets
+import time
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+import anyio
+from anyio.lowlevel import RunVar
+
+from voiceagent.redact import MASK, redact
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from redis.commands.core import AsyncScript
+
+logger = logging.getLogger(__name__)
+
+URL_ENV = "VOICEAGENT_REDIS_URL"
+TTL_ENV = "VOICEAGENT_REDIS_LEASE_TTL"
+DEFAULT_TTL_S = 15.0
+MAX_POLL_S = 0.1  # a waiter's tries, at most this far apart (less for a short ttl)
+OP_TIMEOUT_S = 1.0  # every Redis call, connecting included
+RETRY_S = 5.0  # while Redis is down, one request tries it again this often
+IDLE_MS = 86_400_000  # the keys of a limiter nobody used for a day expire
+INSTALL_HINT = "pip install 'voiceagent[fleet]'"
+
+_TRY = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ticket, limit, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local dead = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)
+for _, gone in ipairs(dead) do
+  redis.call('ZREM', KEYS[2], gone)
+  redis.call('ZREM', KEYS[3], gone)
+end
+for i = 1, 4 do redis.call('PEXPIRE', KEYS[i], ARGV[4]) end
+if redis.call('ZSCORE', KEYS[1], ticket) then
+  return 1
+end
+if not redis.call('ZSCORE', KEYS[2], ticket) then
+  redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[4]), ticket)
+  redis.call('PEXPIRE', KEYS[4], ARGV[4])
+end
+local free = limit - redis.call('ZCARD', KEYS[1])
+if free > 0 and redis.call('ZRANK', KEYS[2], ticket) < free then
+  redis.call('ZREM', KEYS[2], ticket)
+  redis.call('ZREM', KEYS[3], ticket)
+  redis.call('ZADD', KEYS[1], now + ttl, ticket)
+  return 1
+end
+redis.call('ZADD', KEYS[3], now + ttl, ticket)
+return 0
+"""
+
+_RENEW = """
+local t = redis.call('TIME')
+local expiry = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
+for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'XX', expiry, ARGV[i]) end
+return 1
+"""
+
+_RELEASE = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return 1
+"""
+
+
+class FleetError(RuntimeError):
+    """The fleet's limits cannot be used as configured (no redis package, a bad URL)."""
+
+
+class RedisDown(Exception):
+    """Redis did not answer (the caller goes on with its process-local slot)."""
+
+
+def redis_url() -> str | None:
+    """The fleet's Redis URL (``VOICEAGENT_REDIS_URL``), None when unset or empty."""
+    return os.environ.get(URL_ENV) or None
+
+
+_QUERY_PASSWORD = re.compile(r"(?i)(password=)[^&]*")
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password masked (userinfo or ``?password=``), for logs and errors."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<a Redis URL that does not parse>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostport = netloc.rpartition("@")
+        user, colon, _ = userinfo.partition(":")
+        netloc = f"{user}:{MASK}@{hostport}" if colon else f"{user}@{hostport}"
+    query = _QUERY_PASSWORD.sub(lambda m: m.group(1) + MASK, parts.query)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def url_password(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    found = _QUERY_PASSWORD.search(parts.query)
+    return parts.password or (found.group(0).split("=", 1)[1] if found else None)
+
+
+def lease_ttl() -> float:
+    raw = os.environ.get(TTL_ENV)
+    if not raw:
+        return DEFAULT_TTL_S
+    try:
+        ttl = float(raw)
+    except ValueError:
+        raise FleetError(f"{TTL_ENV} must be a number of seconds, not {raw!r}") from None
+    if not ttl > 0 or math.isinf(ttl):
+        raise FleetError(f"{TTL_ENV} must be a positive number of seconds, not {raw!r}")
+    return ttl
+
+
+class _Health:
+    """Whether a Redis URL answers, for the whole process: one warning per outage."""
+
+    def __init__(self, shown: str) -> None:
+        self.shown = shown
+        self.down = False
+        self._retry_at = 0.0
+
+    def usable(self) -> bool:
+        """Up, or down and due a retry (claimed by this caller: one probe at a time)."""
+        if not self.down:
+            return True
+        now = time.monotonic()
+        if now < self._retry_at:
+            return False
+        self._retry_at = now + RETRY_S
+        return True
+
+    def failed(self, reason: str) -> None:
+        self._retry_at = time.monotonic() + RETRY_S
+        if self.down:
+            return
+        self.down = True
+        logger.warning(
+            "Redis at %s does not answer (%s): plan limits fall back to each process's own "
+            "limiter (the account may see 429s) until it answers; trying again every %g s",
+            self.shown,
+            reason,
+            RETRY_S,
+        )
+
+    def answered(self) -> None:
+        if self.down:
+            self.down = False
+            logger.warning(
+                "Redis at %s answers again: plan limits are fleet-wide again", self.shown
+            )
+
+
+_HEALTH: dict[str, _Health] = {}
+
+
+class _Connection:
+    """One Redis client per URL and event loop, its scripts, and its limiters."""
+
+    def __init__(self, url: str) -> None:
+        shown = redact_url(url)
+        try:
+            import redis.asyncio
+            from redis.asyncio.retry import Retry
+            from redis.backoff import NoBackoff
+        except ImportError:
+            raise FleetError(
+                f"{URL_ENV} is set ({shown}) but the redis package is not installed: {INSTALL_HINT}"
+            ) from None
+        self.shown = shown
+        self._password = url_password(url)
+        self.ttl_s = lease_ttl()
+        self.health = _HEALTH.setdefault(url, _Health(shown))
+        try:
+            self.client: Redis = redis.asyncio.Redis.from_url(
+                url,
+                socket_timeout=OP_TIMEOUT_S,
+                socket_connect_timeout=OP_TIMEOUT_S,
+                retry=Retry(NoBackoff(), 0),
+            )
+        except ValueError as exc:
+            problem = self._clean(exc)
+            raise FleetError(f"{URL_ENV} is not a usable Redis URL ({shown}): {problem}") from None
+        self.try_script: AsyncScript = self.client.register_script(_TRY)
+        self.renew_script: AsyncScript = self.client.register_script(_RENEW)
+        self.release_script: AsyncScript = self.client.register_script(_RELEASE)
+        self.limiters: dict[str, FleetLimiter] = {}
+
+    def _clean(self, exc: BaseException) -> str:
+        return redact(str(exc), (self._password,)) or type(exc).__name__
+
+    async def run(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
+        """One script call, bounded; RedisDown (logged once per outage) when it fails."""
+        from redis.exceptions import RedisError
+
+        try:
+            with anyio.fail_after(OP_TIMEOUT_S):
+                result = await script(keys=keys, args=args, client=self.client)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self.health.failed(f"{type(exc).__name__}: {self._clean(exc)}")
+            raise RedisDown from None
+        self.health.answered()
+        return result
+
+
+_CONNECTIONS: RunVar[dict[str, _Connection]] = RunVar("voiceagent_fleet_connections")
+
+
+def fleet_limiter(
+    kind: str, endpoint: str, key_id: str, limit: float | None
+) -> FleetLimiter | None:
+    """The fleet's limiter for (kind, endpoint, key fingerprint) in this event loop, or
+    None: no ``VOICEAGENT_REDIS_URL``, or no limit to share.
+
+    ``key_id`` must already be a fingerprint of the key, never the key; ``endpoint`` must
+    carry no credentials. The tightest limit asked for wins, as in a process.
+    """
+    url = redis_url()
+    if url is None or limit is None or math.isinf(limit) or limit <= 0:
+        return None
+    connections = _CONNECTIONS.get(None)
+    if connections is None:
+        connections = {}
+        _CONNECTIONS.set(connections)
+    conn = connections.get(url)
+    if conn is None:
+        conn = connections[url] = _Connection(url)
+    name = f"voiceagent:plan:{{{kind}|{endpoint}|{key_id[:16]}}}"
+    limiter = conn.limiters.get(name)
+    if limiter is None:
+        limiter = conn.limiters[name] = FleetLimiter(conn, name, int(limit))
+    elif limit < limiter.limit:
+        limiter.limit = int(limit)
+    return limiter
+
+
+class FleetLimiter:
+    """One account's slots in Redis, as seen by this event loop (see the module's text)."""
+
+    def __init__(self, conn: _Connection, name: str, limit: int) -> None:
+        self._conn = conn
+        self.name = name
+        self.limit = limit
+        self.keys = [f"{name}:holders", f"{name}:queue", f"{name}:waiting", f"{name}:seq"]
+        self._held: set[str] = set()
+        self._released = anyio.Event()  # set when a lease of this process ends
+        self._renewer: asyncio.Task[None] | None = None
+        self._releases: set[asyncio.Task[None]] = set()
+
+    @property
+    def held(self) -> int:
+        """Leases this event loop holds."""
+        return len(self._held)
+
+    async def acquire(self) -> Lease | None:
+        """A lease, after waiting for it in the fleet's queue; None when Redis is down
+        (the caller goes on with its process-local slot). Cancelled, it leaves the queue."""
+        if not self._conn.health.usable():
+            return None
+        ticket = secrets.token_hex(12)
+        waited = False
+        ttl_ms = max(1, round(self._conn.ttl_s * 1000))
+        poll = min(MAX_POLL_S, self._conn.ttl_s / 10)
+        try:
+            while True:
+                released = self._released
+                granted = await self._conn.run(
+                    self._conn.try_script, self.keys, [ticket, self.limit, ttl_ms, IDLE_MS]
+                )
+                if granted:
+                    break
+                waited = True
+                with anyio.move_on_after(poll):
+                    await released.wait()
+        except RedisDown:
+            return None
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self._forget(ticket)
+            raise
+        self._held.add(ticket)
+        self._ensure_renewer()
+        return Lease(self, ticket, waited)
+
+    async def _forget(self, ticket: str) -> None:
+        self._held.discard(ticket)
+        try:
+            await self._conn.run(self._conn.release_script, self.keys[:3], [ticket])
+        except RedisDown:
+            pass  # its lease expires within the ttl
+        finally:
+            self._wake()  # this process's waiters try at once; the renewer sees the count
+
+    def _wake(self) -> None:
+        self._released.set()
+        self._released = anyio.Event()
+
+    def _ensure_renewer(self) -> None:
+        if self._renewer is None or self._renewer.done():
+            self._renewer = asyncio.get_running_loop().create_task(self._renew())
+
+    async def _renew(self) -> None:
+        """Renew this loop's leases every ttl/3 while any are held."""
+        ttl_ms = max(1, round(self._conn.ttl_s * 1000))
+        while self._held:
+            with anyio.move_on_after(self._conn.ttl_s / 3):
+                while self._held:
+                    await self._released.wait()
+            if not self._held:
+                return
+            try:
+                await self._conn.run(self._conn.renew_script, self.keys[:1], [ttl_ms, *self._held])
+            except RedisDown:
+                pass  # logged; the requests go on, their leases expire
+
+    def _release_soon(self, ticket: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._forget(ticket))
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
+
+
+class Lease:
+    """One request's slot in the fleet; give it back with `release` (or `release_soon`)."""
+
+    def __init__(self, limiter: FleetLimiter, ticket: str, waited: bool) -> None:
+        self._limiter = limiter
+        self.ticket = ticket
+        self.waited = waited  # it queued behind other leases before being granted
+        self._done = False
+
+    async def release(self) -> None:
+        """Give the slot back now (bounded, never raises for Redis, safe to repeat)."""
+        if self._done:
+            return
+        self._done = True
+        with anyio.CancelScope(shield=True):
+            await self._limiter._forget(self.ticket)
+
+    def release_soon(self) -> None:
+        """Give the slot back from synchronous code (a task of the running loop does it)."""
+        if self._done:
+            return
+        self._done = True
+        self._limiter._release_soon(self.ticket)
