@@ -105,6 +105,8 @@ class WebServer:
             self.port,
             process_request=self._process_request,
             max_size=HARD_MAX_BYTES,
+            # a page that does not answer our close (a flood still sending) is dropped soon
+            close_timeout=REFUSED_CLOSE_S,
         )
         self.port = self._server.sockets[0].getsockname()[1]
 
