@@ -25,7 +25,11 @@ let userLine = null; // the user's line being transcribed
 let agentLine = null; // the agent's line of the turn in progress
 let playingSpan = null;
 
-window.voiceagent = { frames: 0, positions: 0, marks: 0, clears: 0, turns: [] };
+// What happened when, for tests and bench/web_first_audio.py (performance.now() times).
+window.voiceagent = {
+  frames: 0, positions: 0, marks: 0, clears: 0, turns: [],
+  firstFrameAt: null, starts: [], segments: [], userTurns: [],
+};
 
 talk.addEventListener("click", () => (socket ? stop("stopped") : start()));
 typed.addEventListener("submit", (event) => {
@@ -72,6 +76,7 @@ async function start() {
     capture.port.onmessage = (event) => {
       if (socket && socket.readyState === WebSocket.OPEN) {
         socket.send(event.data);
+        if (window.voiceagent.frames === 0) window.voiceagent.firstFrameAt = performance.now();
         window.voiceagent.frames += 1;
       }
     };
@@ -137,6 +142,7 @@ function receive(data) {
       startPlayer(message.output_rate);
       break;
     case "segment":
+      window.voiceagent.segments.push({ segment: message.segment, at: message.at, t: performance.now() });
       markers.push({ at: message.at, kind: "segment", message });
       break;
     case "mark":
@@ -154,6 +160,7 @@ function receive(data) {
       userSaid(message.text, message.final);
       break;
     case "turn_started":
+      if (message.trigger === "user") window.voiceagent.userTurns.push({ t: performance.now(), segments: window.voiceagent.segments.length });
       agentLine = null;
       playingSpan = null;
       break;
@@ -168,6 +175,10 @@ function receive(data) {
 
 function played(message) {
   if (!socket || socket.readyState !== WebSocket.OPEN) return;
+  if (message.type === "started") {
+    window.voiceagent.starts.push({ position: message.position, t: performance.now() });
+    return;
+  }
   if (message.type === "cleared") {
     socket.send(JSON.stringify({ type: "cleared", position: message.position }));
     return;

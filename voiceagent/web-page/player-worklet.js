@@ -1,6 +1,7 @@
 // The agent's voice: 16-bit PCM chunks from the server, played after a small jitter buffer
 // (`prebufferSamples`; a segment's end plays at once). `position` counts the samples of the
 // stream played; it is reported every `reportSamples` and whenever the buffer runs dry.
+// "started" says where playing starts again after the buffer ran dry.
 // "clear" drops what is buffered at once, answers where playback stopped, and goes on at `at`.
 class PcmPlayer extends AudioWorkletProcessor {
   constructor(options) {
@@ -41,6 +42,7 @@ class PcmPlayer extends AudioWorkletProcessor {
     let i = 0;
     if (!this.playing && this.buffered > 0 && (this.buffered >= this.prebuffer || this.flush)) {
       this.playing = true;
+      this.port.postMessage({ type: "started", position: this.position });
     }
     if (this.playing) {
       while (i < out.length && this.chunks.length) {
