@@ -84,15 +84,17 @@ async def _lines(stream: ByteReceiveStream, into: list[str], fleet: Fleet | None
 
 
 @asynccontextmanager
-async def fleet(*options: str, workers: int = 2) -> AsyncIterator[Fleet]:
-    """The example bot on ``workers`` processes, TestTTS, the Pulse fake; killed on leaving
-    if still running."""
+async def fleet(
+    *options: str, workers: int = 2, env: dict[str, str] | None = None
+) -> AsyncIterator[Fleet]:
+    """The example bot on ``workers`` processes, TestTTS, the Pulse fake; ``env`` added to
+    the environment; killed on leaving if still running."""
     async with PulseServer(transcribe="table") as pulse:
         command = [VOICEAGENT, "phone", EXAMPLE, "--tts", "test", "--stt", "pulse",
                    "--stt-url", pulse.url, "--workers", str(workers), *options]  # fmt: skip
         if "--port" not in options:
             command += ["--port", "0"]
-        async with await anyio.open_process(command, env=_env()) as process:
+        async with await anyio.open_process(command, env=_env() | (env or {})) as process:
             assert process.stdout is not None and process.stderr is not None
             try:
                 first = b""
