@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import anyio
 import httpx2
@@ -281,3 +283,18 @@ def test_a_worker_that_cannot_start_fails_the_command() -> None:
                           env=_env(), capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 2 and done.stdout == ""
     assert "[worker " in done.stderr and "before serving: stopping" in done.stderr
+
+
+def test_the_readme_deployment_commands_parse_and_name_files_that_exist() -> None:
+    from voiceagent.cli import build_parser
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("\n## Deployment\n", 1)[1].split("\n## ", 1)[0]
+    commands = [line for line in section.splitlines() if line.startswith("voiceagent phone ")]
+    assert len(commands) == 2
+    for command in commands:
+        args = build_parser().parse_args(shlex.split(command)[1:])
+        assert args.workers == 2 and args.public_url == "wss://bot.example.com"
+        assert (Path(__file__).resolve().parents[1] / args.agent).is_file()
+    for path in re.findall(r"`((?:examples|bench|tests)/[\w./]+)`", section):
+        assert (Path(__file__).resolve().parents[1] / path).is_file(), path
