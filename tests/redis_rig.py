@@ -66,8 +66,8 @@ class RedisServer:
         args += ["--dir", str(self.workdir), "--save", "", "--appendonly", "no"]
         if self.password:
             args += ["--requirepass", self.password]
-        log = (self.workdir / "redis.log").open("ab")
-        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        with (self.workdir / "redis.log").open("ab") as log:
+            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 20
         while True:
             try:
@@ -78,9 +78,19 @@ class RedisServer:
                     raise RuntimeError(f"redis-server did not start on port {self.port}") from None
                 time.sleep(0.05)
 
+    def pause(self) -> None:
+        """SIGSTOP: connections are accepted (by the kernel) and never answered."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         process, self.process = self.process, None
         if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGCONT)  # a paused server could not act on SIGTERM
             process.terminate()
             process.wait(timeout=20)
 

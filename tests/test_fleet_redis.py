@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -126,6 +127,65 @@ async def test_requests_return_to_redis_when_it_answers_again(
     messages = [r.getMessage() for r in caplog.records if r.name == "voiceagent.fleet"]
     assert len(messages) == 2, messages
     assert "does not answer" in messages[0] and "answers again" in messages[1]
+
+
+async def test_a_redis_that_never_answers_costs_a_bounded_wait(
+    redis: RedisServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv(fleet.URL_ENV, redis.url)
+    caplog.set_level(logging.WARNING, logger="voiceagent.fleet")
+    async with ElectronServer(ttft_ms=5, token_ms=1) as server:
+        client = ElectronClient(server.base_url, KEY, plan=2, retry=RetryPolicy(scale=0.01))
+        await ask(client, 1)
+        redis.pause()  # TCP still accepted, nothing answered: only timeouts can tell
+        try:
+            with anyio.fail_after(30):  # generous: each Redis call is bounded by 1 s
+                await ask(client, 3)
+        finally:
+            redis.resume()
+    assert [r.status for r in server.requests] == [200] * 4
+    (message,) = [r.getMessage() for r in caplog.records if r.name == "voiceagent.fleet"]
+    assert "does not answer (TimeoutError" in message
+
+
+def test_waiters_are_served_first_come_first_served(
+    redis: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each waiter on an event loop (a thread) of its own, with its own Redis connection:
+    # nothing local wakes them in order, each polls Redis, and the queue alone decides.
+    monkeypatch.setenv(fleet.URL_ENV, redis.url)
+    order: list[str] = []
+    release_first = threading.Event()
+
+    def take_turn(name: str, hold: threading.Event | None) -> None:
+        async def turn() -> None:
+            limiter = fleet.fleet_limiter("llm", "http://fifo.test/v1", "fingerprint", 1)
+            assert limiter is not None
+            lease = await limiter.acquire()
+            assert lease is not None and lease.waited == (hold is None)
+            order.append(name)
+            if hold is not None:
+                await anyio.to_thread.run_sync(hold.wait)
+            await lease.release()
+
+        anyio.run(turn)
+
+    threads = [threading.Thread(target=take_turn, args=("first", release_first))]
+    threads[0].start()
+    wait_for(lambda: order == ["first"], "the first lease")
+    for joined, name in enumerate("abcde", start=1):
+        threads.append(threading.Thread(target=take_turn, args=(name, None)))
+        threads[-1].start()
+
+        def queued(n: int = joined) -> bool:
+            return len(redis.members("waiting")) == n
+
+        wait_for(queued, f"waiter {name} queued")
+    release_first.set()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert order == ["first", *"abcde"]
+    assert redis.members("holders") == [] and redis.members("queue") == []
 
 
 def seq_key(redis: RedisServer) -> str:
