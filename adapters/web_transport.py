@@ -97,6 +97,7 @@ class WebSpeaker:
         self.cleared: list[str] = []  # outstanding at a clear: not heard to the end
         self.unknown_marks = 0
         self.clears = 0
+        self.clears_answered = 0  # the page said where each clear stopped it
         self.heard_correction = 0  # samples the page's exact report took off the estimate
         self._outstanding: dict[str, int] = {}  # mark -> the stream index it stands at
         self._on_line: list[_Sent] = []  # segments sent and not known to have played
@@ -192,6 +193,8 @@ class WebSpeaker:
     def confirm(self, name: str, position: int | None = None) -> None:
         """The page played segment ``name`` to its end."""
         at = self._outstanding.pop(name, None)
+        if at is None and name in self.cleared:
+            return  # confirmed as the clear went out: it was cut all the same
         if at is None:
             self.unknown_marks += 1
             if self.unknown_marks == 1:
@@ -226,6 +229,7 @@ class WebSpeaker:
             sent.segment.correct_played(min(max(0, position - sent.start), sent.end - sent.start))
             self.heard_correction += before - sent.segment.played
         self._cut = []
+        self.clears_answered += 1
 
     async def wait_played(self) -> None:
         """Until every mark sent has been confirmed (the goodbye has been heard)."""

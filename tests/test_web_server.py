@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import anyio
@@ -67,6 +67,13 @@ async def _get(url: str) -> tuple[int, str, str]:
             return error.code, error.headers["Content-Type"], error.read().decode()
 
     return await anyio.to_thread.run_sync(fetch)
+
+
+async def _until(check: Callable[[], bool]) -> None:
+    """Until ``check()`` holds (another task's socket read makes it so)."""
+    with anyio.fail_after(SAFETY_S):
+        while not check():  # noqa: ASYNC110 (nothing to wait on but the other task)
+            await anyio.sleep(0.005)
 
 
 async def _first_json(ws: ClientConnection) -> dict[str, object]:
@@ -173,3 +180,66 @@ async def test_a_page_flooding_audio_is_closed() -> None:
             assert ws.close_code == 1008
         (transport,) = rig.transports
         assert transport.refusal is not None and transport.dropped_ms > 0
+
+
+GREETING = "Hello there, thank you for trying the page, it is good to have you with us today."
+
+
+async def test_the_page_says_how_much_played_and_that_is_what_was_heard() -> None:
+    """The page confirms nothing of a cut segment; its report of where the clear stopped it
+    is the part heard, exactly (the estimate made at the barge-in is corrected to it)."""
+    from voiceagent.agent import Agent
+    from voiceagent.llm import ElectronClient
+    from voiceagent.session import Session
+    from voiceagent.testing.tts import TestTTS
+
+    played_at = 12_000  # samples the "page" says it played: half a second at 24 kHz
+    sessions: list[Session] = []
+    transports: list[WebTransport] = []
+
+    async def run_page(transport: WebTransport) -> None:
+        agent = Agent(instructions="Answer.", greeting=GREETING)
+        llm = ElectronClient("http://127.0.0.1:9/v1")  # never asked: no user turn
+        session = Session(agent, transport, None, TestTTS(ms_per_char=40.0), None, llm=llm,
+                          idle_timeout_s=None)  # fmt: skip
+        sessions.append(session)
+        transports.append(transport)
+        await session.run()
+
+    server = WebServer(run_page, output_rate=24000, port=0)
+    await server.start()
+    try:
+        origin = f"http://127.0.0.1:{server.port}"
+        async with connect(f"ws://127.0.0.1:{server.port}/ws", origin=origin) as ws:  # type: ignore[arg-type]
+            received, segments = 0, []
+            with anyio.fail_after(SAFETY_S):
+                while received < 24_000:  # a second of the greeting has come
+                    message = await ws.recv()
+                    if isinstance(message, bytes):
+                        received += len(message) // 2
+                    elif json.loads(message)["type"] == "segment":
+                        segments.append(json.loads(message))
+            await ws.send(json.dumps({"type": "played", "position": played_at}))
+            (transport,), (session,) = transports, sessions
+            await _until(lambda: transport.speaker.position == played_at)
+            session.interrupt()  # the user talked over the greeting
+            with anyio.fail_after(SAFETY_S):
+                while (message := await ws.recv()) and (
+                    isinstance(message, bytes) or json.loads(message)["type"] != "clear"
+                ):
+                    pass
+            await ws.send(json.dumps({"type": "cleared", "position": played_at}))
+            await _until(lambda: transport.speaker.clears_answered == 1)
+            await _until(lambda: session.engine.last is not None)
+    finally:
+        await server.aclose()
+    assert [s["at"] for s in segments] == [0]  # one segment, from the stream's start
+    result = session.engine.last
+    assert result is not None and result.timeline.trigger == "greeting"
+    assert result.reason == "cancelled"
+    heard = result.heard.split()
+    assert heard and heard == GREETING.split()[: len(heard)] and len(heard) < len(GREETING.split())
+    assert transport.speaker.clears == 1 and transport.speaker.confirmed == []
+    # what the page said played is what counts: the estimate made at the cut was no less
+    assert transport.speaker.heard_correction >= 0
+    assert "barge_in" in [event.kind for event in result.timeline.events]
