@@ -154,7 +154,9 @@ def test_waiters_are_served_first_come_first_served(
     # Each waiter on an event loop (a thread) of its own, with its own Redis connection:
     # nothing local wakes them in order, each polls Redis, and the queue alone decides.
     monkeypatch.setenv(fleet.URL_ENV, redis.url)
+    monkeypatch.setenv(fleet.TTL_ENV, "1.5")  # renewed every 0.5 s: the holder hears of the queue
     order: list[str] = []
+    contended: list[bool] = []
     release_first = threading.Event()
 
     def take_turn(name: str, hold: threading.Event | None) -> None:
@@ -166,6 +168,10 @@ def test_waiters_are_served_first_come_first_served(
             order.append(name)
             if hold is not None:
                 await anyio.to_thread.run_sync(hold.wait)
+                with anyio.move_on_after(20):
+                    while not lease.contended:  # noqa: ASYNC110 (renewals bring the news)
+                        await anyio.sleep(0.05)
+                contended.append(lease.contended)
             await lease.release()
 
         anyio.run(turn)
@@ -185,6 +191,7 @@ def test_waiters_are_served_first_come_first_served(
     for thread in threads:
         thread.join(timeout=60)
     assert order == ["first", *"abcde"]
+    assert contended == [True]  # the holder knew others waited (a drain would give way)
     assert redis.members("holders") == [] and redis.members("queue") == []
 
 

@@ -84,7 +84,7 @@ for _, gone in ipairs(dead) do
 end
 for i = 1, 4 do redis.call('PEXPIRE', KEYS[i], ARGV[4]) end
 if redis.call('ZSCORE', KEYS[1], ticket) then
-  return 1
+  return {1, redis.call('ZCARD', KEYS[2])}
 end
 if not redis.call('ZSCORE', KEYS[2], ticket) then
   redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[4]), ticket)
@@ -95,17 +95,17 @@ if free > 0 and redis.call('ZRANK', KEYS[2], ticket) < free then
   redis.call('ZREM', KEYS[2], ticket)
   redis.call('ZREM', KEYS[3], ticket)
   redis.call('ZADD', KEYS[1], now + ttl, ticket)
-  return 1
+  return {1, redis.call('ZCARD', KEYS[2])}
 end
 redis.call('ZADD', KEYS[3], now + ttl, ticket)
-return 0
+return {0, redis.call('ZCARD', KEYS[2])}
 """
 
 _RENEW = """
 local t = redis.call('TIME')
 local expiry = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
 for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'XX', expiry, ARGV[i]) end
-return 1
+return redis.call('ZCARD', KEYS[2])
 """
 
 _RELEASE = """
@@ -269,12 +269,14 @@ def fleet_limiter(
     """The fleet's limiter for (kind, endpoint, key fingerprint) in this event loop, or
     None: no ``VOICEAGENT_REDIS_URL``, or no limit to share.
 
-    ``key_id`` must already be a fingerprint of the key, never the key; ``endpoint`` must
-    carry no credentials. The tightest limit asked for wins, as in a process.
+    ``key_id`` must already be a fingerprint of the key, never the key; of ``endpoint``
+    only scheme, host, port and path are kept. The tightest limit asked for wins, as in a
+    process.
     """
     url = redis_url()
     if url is None or limit is None or math.isinf(limit) or limit <= 0:
         return None
+    endpoint = _bare(endpoint)
     connections = _CONNECTIONS.get(None)
     if connections is None:
         connections = {}
@@ -291,6 +293,14 @@ def fleet_limiter(
     return limiter
 
 
+def _bare(endpoint: str) -> str:
+    """scheme://host[:port]/path: never a user, password, query or fragment in a key."""
+    parts = urlsplit(endpoint)
+    if not parts.netloc:
+        return endpoint
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+
+
 class FleetLimiter:
     """One account's slots in Redis, as seen by this event loop (see the module's text)."""
 
@@ -300,9 +310,16 @@ class FleetLimiter:
         self.limit = limit
         self.keys = [f"{name}:holders", f"{name}:queue", f"{name}:waiting", f"{name}:seq"]
         self._held: set[str] = set()
+        self.queued = 0  # the fleet's waiters, as Redis last said (at a try or a renewal)
         self._released = anyio.Event()  # set when a lease of this process ends
         self._renewer: asyncio.Task[None] | None = None
         self._releases: set[asyncio.Task[None]] = set()
+
+    @property
+    def contended(self) -> bool:
+        """Requests of the fleet queue for this account, as last seen (at most ttl/3 ago
+        while a lease is held)."""
+        return self.queued > 0
 
     @property
     def held(self) -> int:
@@ -321,7 +338,7 @@ class FleetLimiter:
         try:
             while True:
                 released = self._released
-                granted = await self._conn.run(
+                granted, self.queued = await self._conn.run(
                     self._conn.try_script, self.keys, [ticket, self.limit, ttl_ms, IDLE_MS]
                 )
                 if granted:
@@ -342,7 +359,8 @@ class FleetLimiter:
     async def _forget(self, ticket: str) -> None:
         self._held.discard(ticket)
         try:
-            await self._conn.run(self._conn.release_script, self.keys[:3], [ticket])
+            if not self._conn.health.down:  # else no wait at a request's end: it expires
+                await self._conn.run(self._conn.release_script, self.keys[:3], [ticket])
         except RedisDown:
             pass  # its lease expires within the ttl
         finally:
@@ -365,8 +383,12 @@ class FleetLimiter:
                     await self._released.wait()
             if not self._held:
                 return
+            if self._conn.health.down:
+                continue  # the requests go on; their leases expire, if Redis kept them
             try:
-                await self._conn.run(self._conn.renew_script, self.keys[:1], [ttl_ms, *self._held])
+                self.queued = await self._conn.run(
+                    self._conn.renew_script, self.keys[:2], [ttl_ms, *self._held]
+                )
             except RedisDown:
                 pass  # logged; the requests go on, their leases expire
 
@@ -384,6 +406,11 @@ class Lease:
         self.ticket = ticket
         self.waited = waited  # it queued behind other leases before being granted
         self._done = False
+
+    @property
+    def contended(self) -> bool:
+        """Others in the fleet wait for a slot of this account (as last seen)."""
+        return self._limiter.contended
 
     async def release(self) -> None:
         """Give the slot back now (bounded, never raises for Redis, safe to repeat)."""

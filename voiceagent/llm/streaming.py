@@ -211,9 +211,12 @@ class ElectronStream:
 
     @property
     def contended(self) -> bool:
-        """Other requests wait for a concurrency slot (this stream holds one)."""
+        """Other requests wait for a concurrency slot (this stream holds one): in this
+        process, or in the fleet's queue as Redis last said (see `voiceagent.fleet`)."""
         limiter = self._limiter
-        return limiter is not None and limiter.statistics().tasks_waiting > 0
+        if limiter is not None and limiter.statistics().tasks_waiting > 0:
+            return True
+        return self._lease is not None and self._lease.contended
 
     def __aiter__(self) -> ElectronStream:
         return self
