@@ -137,9 +137,10 @@ class WebServer:
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
-        if path == "/health":
-            return _respond(connection, 200, json.dumps({"status": "ok", "pages": self.pages}),
-                            "application/json")  # fmt: skip
+        if path == "/health":  # malformed: messages skipped, by kind, over every page
+            malformed = self.malformed + sum((t.malformed for t in self.transports), Counter())
+            body = {"status": "ok", "pages": self.pages, "malformed": dict(malformed)}
+            return _respond(connection, 200, json.dumps(body), "application/json")
         if path != SOCKET_PATH:
             found = self.files.get(path)
             if found is None:

@@ -152,8 +152,10 @@ async def test_malformed_frames_are_counted_and_skipped_and_good_ones_heard() ->
             await ws.send(json.dumps({"type": "text", "text": "  hello\nthere "}))
             with anyio.fail_after(SAFETY_S):
                 await rig.typed.wait()
+            _, _, health = await _get(rig.origin + "/health")
     assert rig.heard[-1] == "hello there"
     (transport,) = rig.transports
+    assert json.loads(health)["malformed"] == dict(transport.malformed)
     assert dict(transport.malformed) == {
         "before_hello": 1, "odd_size": 1, "too_large": 2, "invalid": 3, "unknown": 1,
         "second_hello": 1,

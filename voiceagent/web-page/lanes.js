@@ -2,8 +2,8 @@
 // each LLM round, each tool, and the speech, side by side on one time axis.
 const SVG = "http://www.w3.org/2000/svg";
 const LANE = 22;
-const LEFT = 110;
-const WIDTH = 640;
+const LEFT = 96;
+const WIDTH = 400;
 
 function spans(events, start, end, key) {
   const open = new Map();
@@ -53,10 +53,11 @@ export function drawLanes(box, figures, turn) {
     svg.append(element("line", { class: "barge", x1: x(barge.t_ms), x2: x(barge.t_ms), y1: 0, y2: height - 20 }));
   }
   svg.append(element("text", { x: LEFT, y: height - 4 }, "0 ms"));
-  svg.append(element("text", { x: LEFT + WIDTH - 60, y: height - 4 }, `${Math.round(end)} ms`));
+  svg.append(element("text", { x: LEFT + WIDTH - 50, y: height - 4 }, `${Math.round(end)} ms`));
   box.replaceChildren(svg);
   const first = turn.metrics ? turn.metrics.first_audio_ms : null;
-  figures.textContent = `${turn.trigger} turn: end of speech → first audio ` +
-    (first === null || first === undefined ? "n/a" : `${Math.round(first)} ms`) +
-    `; ${events.length} events`;
+  const from = turn.trigger === "user" ? "end of speech → first audio" : "first audio";
+  const figure = first === null || first === undefined ? "n/a" : `${Math.round(first)} ms`;
+  const cut = events.some((e) => e.kind === "barge_in") ? "; cut by a barge-in" : "";
+  figures.textContent = `${turn.trigger} turn: ${from} ${figure}${cut}`;
 }
