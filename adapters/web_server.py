@@ -139,8 +139,8 @@ class WebServer:
         path = request.path.split("?", 1)[0]
         if path == "/health":  # malformed: messages skipped, by kind, over every page
             malformed = self.malformed + sum((t.malformed for t in self.transports), Counter())
-            body = {"status": "ok", "pages": self.pages, "malformed": dict(malformed)}
-            return _respond(connection, 200, json.dumps(body), "application/json")
+            health = {"status": "ok", "pages": self.pages, "malformed": dict(malformed)}
+            return _respond(connection, 200, json.dumps(health), "application/json")
         if path != SOCKET_PATH:
             found = self.files.get(path)
             if found is None:
