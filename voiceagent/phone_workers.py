@@ -28,7 +28,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from subprocess import PIPE
 from typing import IO
@@ -116,18 +116,17 @@ class Supervisor:
             async with anyio.create_task_group() as tg:
                 for slot in self.slots:
                     tg.start_soon(self._keep, slot)
+                tg.start_soon(self._on_signals, signals)
                 await self._until_all_listen()
-                if self.failed is None:
+                if not self.draining.is_set():
                     print(self.slots[0].url, flush=True)  # the first stdout line: where to dial
                     say(f"{len(self.slots)} workers on port {self.port} (pids "
                         f"{', '.join(str(s.process.pid) for s in self.slots if s.process)}); "
                         "--max-calls applies to each")  # fmt: skip
-                    async for signum in signals:
-                        name = signal.Signals(signum).name
-                        say(f"{name}: draining {len(self.slots)} workers, "
-                            f"up to {self.args.drain_s:.0f} s")  # fmt: skip
-                        break
-                self._drain()
+                    if sys.platform != "linux":
+                        say(f"on {sys.platform} SO_REUSEPORT may not spread the connections "
+                            "over the workers (Linux does): check /health's worker")  # fmt: skip
+                    await self.draining.wait()
                 tg.start_soon(self._kill_after, self.args.drain_s + KILL_GRACE_S)
                 # the task group ends when every worker has exited; then the killer goes
                 await self._all_exited()
@@ -140,6 +139,16 @@ class Supervisor:
                 + ", ".join(f"{n} ({describe(c)})" for n, c in sorted(bad.items())))  # fmt: skip
             return 1
         return 0
+
+    async def _on_signals(self, signals: AsyncIterator[int]) -> None:
+        """The first SIGTERM or SIGINT drains (at any time, even before all listen)."""
+        async for signum in signals:
+            name = signal.Signals(signum).name
+            if self.draining.is_set():
+                say(f"{name}: already draining (up to --drain-s {self.args.drain_s:g} s)")
+                continue
+            say(f"{name}: draining {len(self.slots)} workers, up to {self.args.drain_s:.0f} s")
+            self._drain()
 
     async def _until_all_listen(self) -> None:
         while not all(s.listening.is_set() for s in self.slots) and not self.draining.is_set():
