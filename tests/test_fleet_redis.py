@@ -59,7 +59,9 @@ def test_two_workers_share_electrons_plan_of_three(redis: RedisServer) -> None:
 
 def test_a_killed_workers_slot_comes_back_within_the_ttl(redis: RedisServer) -> None:
     ttl_s = 2.0
-    with ElectronServer.running_in_thread(ttft_ms=6000, token_ms=1) as server:
+    with ElectronServer.running_in_thread(ttft_ms=5, token_ms=1) as server:
+        # The first request (and its retries) stalls: its worker holds the slot until killed.
+        server.faults.stall_next(5, seconds=60)
         args = ["llm", server.base_url, "--requests", "1", "--plan", "1"]
         doomed = Worker(args, fleet_env(redis, ttl_s))
         heir = Worker(args, fleet_env(redis, ttl_s))
@@ -74,6 +76,8 @@ def test_a_killed_workers_slot_comes_back_within_the_ttl(redis: RedisServer) -> 
             assert heir.seen("sent") == [] and redis.members("holders") == [dead_lease]
             doomed.kill()
             killed_at = time.monotonic()
+            server.faults.clear()  # the heir's request is served, after a short pause
+            server.faults.pause_after(1, seconds=2.0)  # (long enough to count its lease)
             wait_for(lambda: bool(heir.seen("sent")), "the slot to come back", ttl_s + 30)
             (sent,) = heir.seen("sent")
             holders = redis.members("holders")
@@ -95,6 +99,7 @@ def test_redis_stopped_mid_run_falls_back_to_local_limits(redis: RedisServer) ->
         try:
             start_all([worker])
             wait_for(lambda: len(worker.seen("done")) >= 5, "requests through Redis")
+            assert int(redis.client().get(seq_key(redis))) >= 5  # they went through Redis
             redis.stop()
             final = worker.finish(timeout_s=90)  # no hang on a dead Redis
         finally:
@@ -250,7 +255,8 @@ async def test_the_redis_password_never_reaches_logs_or_errors(
         monkeypatch.setenv(fleet.URL_ENV, f"redis://:{PASSWORD}@127.0.0.1:notaport/0")
         async with ElectronServer() as other:
             await ask(ElectronClient(other.base_url, KEY, plan=1), 1)
-    warnings = [r.getMessage() for r in caplog.records if r.name == "voiceagent.fleet"]
+    fleet_lines = [r for r in caplog.records if r.name == "voiceagent.fleet"]
+    warnings = [r.getMessage() for r in fleet_lines if r.levelno >= logging.WARNING]
     assert len(warnings) == 2, warnings  # Redis stopped, then the other URL refused
     assert "***@127.0.0.1" in warnings[0] and "***@127.0.0.1" in warnings[1]
     assert "***@127.0.0.1" in str(bad_port.value)

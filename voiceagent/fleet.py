@@ -22,7 +22,11 @@ One Lua script does a try atomically: drop expired leases and dead waiters, join
 queue if new, and grant a lease when fewer than ``limit`` are held and the ticket is among
 the first ``limit - held`` of the queue (strict FIFO across processes). A waiter tries
 again every ``poll`` seconds, or at once when a lease of its own process ends. Releasing
-removes the ticket from all three sets. Every key expires after a day without use.
+removes the ticket from all three sets. Every key expires after a day without use. A
+request joins Redis's queue only once it holds its process's slot, so a busy process has
+at most ``limit`` requests in the fleet's queue and cannot crowd out a quiet one. Redis
+also says how many wait, at each try and renewal: a stream that holds a lease is
+``contended`` (a barge-in's drain gives its slot up) when others of the fleet queue.
 
 When Redis is down or unreachable — refused, timed out (each call is bounded by
 ``OP_TIMEOUT_S``), or refusing our password — requests keep their process-local slot only:
@@ -242,6 +246,7 @@ class _Connection:
         self.renew_script: AsyncScript = self.client.register_script(_RENEW)
         self.release_script: AsyncScript = self.client.register_script(_RELEASE)
         self.limiters: dict[str, FleetLimiter] = {}
+        logger.info("plan limits are shared by the fleet through Redis at %s", shown)
 
     def _clean(self, exc: BaseException) -> str:
         return redact(str(exc), (self._password,)) or type(exc).__name__
