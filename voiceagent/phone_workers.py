@@ -41,6 +41,7 @@ FIRST_BACKOFF_S = 0.5
 MAX_BACKOFF_S = 30.0
 STABLE_S = 30.0  # a worker that lived this long and died is restarted after FIRST_BACKOFF_S
 KILL_GRACE_S = 15.0  # after --drain-s, a worker that has not exited is killed
+PIPE_GRACE_S = 2.0  # a worker gone: how long its pipes may still be read
 PROG = "voiceagent phone"
 
 
@@ -222,6 +223,8 @@ class Supervisor:
                 )
                 tg.start_soon(self._pump, slot, process.stdout, sys.stdout, None)
                 code = await process.wait()
+                # its last lines, unless something it started still holds the pipes open
+                tg.cancel_scope.deadline = anyio.current_time() + PIPE_GRACE_S
             self.codes[slot.number] = code  # before the supervisor can see it gone
         finally:
             slot.process = None
