@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections import Counter, deque
 from collections.abc import AsyncGenerator, Callable, Mapping
@@ -36,6 +37,10 @@ FRAME_MS = 40  # outbound: a media message per 40 ms (the caller's come in 20 ms
 UNKNOWN_MARK_LOG_EVERY_S = 10.0  # after the first, a call's unknown-mark warnings this often
 DTMF_KEYS = frozenset("0123456789*#ABCD")  # a keypad's; anything else from the wire is dropped
 DROP_LOG_EVERY_S = 10.0  # after the first, a call's drop warnings at most this often
+# While nothing plays, a line sends nothing (not a silent frame every 40 ms): measured in
+# bench/phone_load.py --silent. VOICEAGENT_PHONE_IDLE_SILENCE=1 brings the silent frames back
+# (the A/B of that bench).
+IDLE_SILENCE_ENV = "VOICEAGENT_PHONE_IDLE_SILENCE"
 
 
 class SpokenSegment(Protocol):
@@ -78,6 +83,12 @@ class PhoneSpeaker:
     (barge-in) sends ``clear`` and corrects each segment's ``played``. Frames of 40 ms, not
     20: half the messages, socket writes and wake-ups per call (bench/phone_load.py), 10 ms
     more to the first audio on average; carriers take any whole number of samples.
+
+    Idle, the line sends nothing (unless ``idle_silence``): the carrier's buffer runs dry and
+    its player waits. When audio comes again, the time the buffer stood empty goes on the
+    line's record as silence that was never sent, and a pad of silence is sent first so that
+    the audio still plays at its time on the session clock (the lead kept): the marks and
+    what was heard stay as if every silent frame had been sent.
     """
 
     def __init__(
@@ -89,8 +100,13 @@ class PhoneSpeaker:
         lead_ms: float = 60.0,
         frame_ms: int = FRAME_MS,
         serializer: Serializer | None = None,
+        idle_silence: bool | None = None,
     ) -> None:
         self.stream_sid = stream_sid
+        if idle_silence is None:
+            idle_silence = os.environ.get(IDLE_SILENCE_ENV, "") == "1"
+        self.idle_silence = idle_silence
+        self._skipped = True  # frames left unsent since the last one sent (none sent yet)
         # What the carrier's messages look like (Twilio's unless told); it carries the ids.
         self.serializer = serializer if serializer is not None else TwilioSerializer()
         self.serializer.stream_id = self.serializer.stream_id or stream_sid
@@ -158,6 +174,11 @@ class PhoneSpeaker:
         pcm = source.read(self.frame_samples, position)
         got = audio.pcm_samples(pcm)
         ends, self._ends = self._ends, []
+        if not (got or ends or self.idle_silence):
+            self._skipped = True  # idle: nothing goes down the line
+            return
+        if self._skipped:
+            self._resume(position)
         offset = 0
         for segment, end in ends:
             cut = min(max(end - position, offset), got)
@@ -166,6 +187,22 @@ class PhoneSpeaker:
             offset = cut
         playing = self._source.playing if self._source is not None else None
         self._media(pcm[2 * offset :], playing, pad=self.frame_samples - got)
+
+    def _resume(self, position: int) -> None:
+        """Audio after frames left unsent: the carrier plays what it holds, then waits; the
+        wait goes on the record as silence, and a silent pad makes sample ``position`` play
+        at its time on the session clock."""
+        self._skipped = False
+        rate = twilio.SAMPLE_RATE
+        now = time.monotonic()
+        held = sum(item[1] for item in self._line if not isinstance(item, str))
+        buffer_end = self._anchor + held / rate  # when the carrier runs out of what it holds
+        if now > buffer_end:  # it stood empty since: silence heard, never sent
+            self._on_line(None, round((now - buffer_end) * rate))
+            buffer_end = now
+        pad = round((self.origin + position / rate - buffer_end) * rate)
+        if pad > 0:
+            self._media(bytes(2 * pad), None)
 
     def _media(self, pcm: bytes, segment: SpokenSegment | None, *, pad: int = 0) -> None:
         samples = audio.pcm_samples(pcm)

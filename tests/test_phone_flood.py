@@ -44,8 +44,8 @@ async def _start_call(ws: ClientConnection, call_sid: str) -> str:
     return stream_sid
 
 
-def _media(stream_sid: str, chunk: int) -> str:
-    return json.dumps(wire.media(str(chunk + 1), stream_sid, chunk, 20 * chunk, FRAME))
+def _media(stream_sid: str, chunk: int, frame: bytes = FRAME) -> str:
+    return json.dumps(wire.media(str(chunk + 1), stream_sid, chunk, 20 * chunk, frame))
 
 
 class Flood:
@@ -151,13 +151,17 @@ async def test_a_flooding_caller_is_paced_and_closed_beside_a_normal_call() -> N
 
 
 class SlowReader:
-    """A caller that sends its audio in real time but never reads what the server sends (its
-    socket's receive buffer small, so the server's side fills within seconds)."""
+    """A caller that sends its audio in real time, a question in it, but never reads what the
+    server sends (its socket's receive buffer small, so the server's side fills within
+    seconds once the bot answers: an idle line sends nothing, so only speech can fill it)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, question: bytes) -> None:
         self.url = url
         self.call_sid = wire.new_sid("CA")
         self.ended = anyio.Event()
+        ulaw = audio.ulaw_encode(audio.silence(RATE // 2) + question)
+        ulaw += FRAME[: -len(ulaw) % len(FRAME)]
+        self.frames = [ulaw[i : i + len(FRAME)] for i in range(0, len(ulaw), len(FRAME))]
 
     async def run(self) -> None:
         host, port = self.url.split("/")[2].split(":")
@@ -171,7 +175,8 @@ class SlowReader:
                 t0 = time.monotonic()
                 for chunk in range(60 * 50):
                     await anyio.sleep(max(0.0, t0 + chunk * 0.02 - time.monotonic()))
-                    await ws.send(_media(stream_sid, chunk))
+                    frame = self.frames[chunk] if chunk < len(self.frames) else FRAME
+                    await ws.send(_media(stream_sid, chunk, frame))
         except (ConnectionClosed, OSError):
             pass
         finally:
@@ -180,9 +185,10 @@ class SlowReader:
 
 @needs_espeak
 async def test_a_caller_that_stops_reading_is_closed_beside_a_normal_call() -> None:
-    async with phone_rig() as rig:
+    # a slow voice (100 ms a character): the answers outlast what the socket buffers hold
+    async with phone_rig(ms_per_char=100.0) as rig:
         normal = TwilioCaller(rig.server.url)
-        slow = SlowReader(rig.server.url)
+        slow = SlowReader(rig.server.url, spoken(WEATHER))
         async with normal, anyio.create_task_group() as tg:
             tg.start_soon(slow.run)
             with anyio.fail_after(SAFETY_S):
