@@ -1,0 +1,219 @@
+"""The agent's voice to one browser page: sent a little ahead of real time on the line clock,
+a segment's start and end announced at their stream positions, each end confirmed by the
+page as it plays (like Twilio's marks), cleared at once on barge-in, and what was heard
+corrected from the page's reports (``web_transport`` has the wire)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import anyio
+
+from voiceagent import audio, ports
+from voiceagent.adapters.line_clock import LineClock
+from voiceagent.adapters.phone_transport import SegmentedSource, SpokenSegment
+from voiceagent.wire_text import printable
+
+logger = logging.getLogger(__name__)
+
+FRAME_MS = 20  # the agent's audio sent per tick
+
+Message = str | bytes
+
+
+@dataclass
+class _Sent:
+    """A segment's audio on its way to the page: stream samples [start, end)."""
+
+    segment: SpokenSegment
+    start: int
+    end: int
+
+
+class WebSpeaker:
+    """``ports.AudioSink`` for one page: the agent's audio as binary messages, ``lead_ms``
+    ahead of the session clock (``origin``), silence never sent (the page plays silence
+    when its buffer is empty). Positions count the samples sent (the page's stream index).
+
+    The page reports how far it has played (``progress``), and each segment's last sample
+    (``confirm``); on ``interrupt()`` (barge-in) what was heard is corrected at once from
+    the last report and the time since, and again, exactly, from the page's ``cleared``.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int,
+        send: Callable[[Message], None],
+        *,
+        origin: float,
+        lead_ms: float = 100.0,
+        frame_ms: int = FRAME_MS,
+    ) -> None:
+        self._rate = sample_rate
+        self._send = send
+        self.origin = origin
+        self.frame_samples = sample_rate * frame_ms // 1000
+        self.frame_s = self.frame_samples / sample_rate
+        self.lead_frames = max(1, math.ceil(lead_ms / 1000 / self.frame_s))
+        self.sent = 0  # samples of audio sent: the page's stream index
+        self.position = 0  # how far the page has played (its last report)
+        self._reported_at = origin
+        self.marks_sent: list[str] = []
+        self.confirmed: list[str] = []  # echoed by the page: heard to the end
+        self.cleared: list[str] = []  # outstanding at a clear: not heard to the end
+        self.unknown_marks = 0
+        self.clears = 0
+        self.clears_answered = 0  # the page said where each clear stopped it
+        self.heard_correction = 0  # samples the page's exact report took off the estimate
+        self._outstanding: dict[str, int] = {}  # mark -> the stream index it stands at
+        self._on_line: list[_Sent] = []  # segments sent and not known to have played
+        self._cut: list[_Sent] = []  # segments of the last clear, until the page answers it
+        self._current: _Sent | None = None
+        self._ends: list[tuple[SpokenSegment, int]] = []
+        self._source: SegmentedSource | None = None
+        self._playing: ports.AudioSource | None = None
+        self._k = 0
+        self._played: anyio.Event | None = None
+
+    @property
+    def sample_rate(self) -> int:
+        return self._rate
+
+    @property
+    def outstanding(self) -> list[str]:
+        """Marks sent and not yet confirmed."""
+        return list(self._outstanding)
+
+    async def play(self, source: ports.AudioSource) -> None:
+        """Sends ``source`` to the page in real time until cancelled."""
+        if source.sample_rate != self._rate:
+            raise ValueError(f"this page plays {self._rate} Hz, not {source.sample_rate}")
+        if isinstance(source, SegmentedSource):
+            self._source = source
+            source.watch_segment_ends(self._segment_ended)
+        self._k = max(0, math.floor((time.monotonic() - self.origin) / self.frame_s))
+        self._playing = source
+        try:
+            await LineClock.of_running_loop().run(self)
+        finally:
+            self._playing = None
+            if self._source is not None:
+                self._source.watch_segment_ends(None)
+
+    def frames_due(self, horizon: float) -> None:
+        """Every frame due to leave before ``horizon`` (the line clock's tick)."""
+        if self._playing is None:
+            return
+        while self.origin + (self._k - self.lead_frames) * self.frame_s < horizon:
+            self._frame(self._playing, self._k * self.frame_samples)
+            self._k += 1
+
+    def _segment_ended(self, segment: SpokenSegment, end_position: int) -> None:
+        self._ends.append((segment, end_position))
+
+    def _frame(self, source: ports.AudioSource, position: int) -> None:
+        pcm = source.read(self.frame_samples, position)
+        got = audio.pcm_samples(pcm)
+        ends, self._ends = self._ends, []
+        offset = 0
+        for segment, end in ends:
+            cut = min(max(end - position, offset), got)
+            self._audio(pcm[2 * offset : 2 * cut], segment)
+            self._mark(segment)
+            offset = cut
+        playing = self._source.playing if self._source is not None else None
+        self._audio(pcm[2 * offset :], playing)
+
+    def _audio(self, pcm: bytes, segment: SpokenSegment | None) -> None:
+        samples = audio.pcm_samples(pcm)
+        if not samples:
+            return
+        if segment is not None:
+            if self._current is None or self._current.segment is not segment:
+                self._current = _Sent(segment, self.sent, self.sent)
+                self._on_line.append(self._current)
+                self._send(json.dumps({"type": "segment", "segment": segment.id,
+                                       "text": _text(segment), "at": self.sent}))  # fmt: skip
+            self._current.end += samples
+        self._send(pcm)
+        self.sent += samples
+
+    def _mark(self, segment: SpokenSegment) -> None:
+        name = str(segment.id)
+        self._outstanding[name] = self.sent
+        self.marks_sent.append(name)
+        if self._played is not None and self._played.is_set():
+            self._played = None
+        self._send(json.dumps({"type": "mark", "name": name, "segment": segment.id,
+                               "text": _text(segment), "at": self.sent}))  # fmt: skip
+        if self._current is not None and self._current.segment is segment:
+            self._current = None
+
+    def progress(self, position: int) -> None:
+        """The page has played ``position`` samples of the stream."""
+        position = min(max(position, self.position), self.sent)
+        self.position = position
+        self._reported_at = time.monotonic()
+        self._on_line = [s for s in self._on_line if s.end > position]
+
+    def confirm(self, name: str, position: int | None = None) -> None:
+        """The page played segment ``name`` to its end."""
+        at = self._outstanding.pop(name, None)
+        if at is None and name in self.cleared:
+            return  # confirmed as the clear went out: it was cut all the same
+        if at is None:
+            self.unknown_marks += 1
+            if self.unknown_marks == 1:
+                logger.warning("mark %s confirmed but never sent (or twice): ignored",
+                               printable(name))  # fmt: skip
+            return
+        self.confirmed.append(name)
+        self.progress(max(at, position or 0))
+        self._check_played()
+
+    def interrupt(self) -> None:
+        """Barge-in: the page is told to ``clear``; what was heard is corrected now, from
+        the page's last report and the time since (DESIGN.md, "What was heard")."""
+        elapsed = max(0.0, time.monotonic() - self._reported_at)
+        estimate = min(self.sent, self.position + round(elapsed * self._rate))
+        for sent in self._on_line:
+            sent.segment.correct_played(min(max(0, estimate - sent.start), sent.end - sent.start))
+        self._cut = self._on_line
+        self._on_line = []
+        self._current = None
+        self.cleared.extend(self._outstanding)
+        self._outstanding.clear()
+        self.clears += 1
+        self._send(json.dumps({"type": "clear", "at": self.sent}))
+        self.position, self._reported_at = self.sent, time.monotonic()
+        self._check_played()
+
+    def answer_clear(self, position: int) -> None:
+        """The page says where the clear stopped it: the heard part, exactly."""
+        for sent in self._cut:
+            before = sent.segment.played
+            sent.segment.correct_played(min(max(0, position - sent.start), sent.end - sent.start))
+            self.heard_correction += before - sent.segment.played
+        self._cut = []
+        self.clears_answered += 1
+
+    async def wait_played(self) -> None:
+        """Until every mark sent has been confirmed (the goodbye has been heard)."""
+        if self._played is None:
+            self._played = anyio.Event()
+            self._check_played()
+        await self._played.wait()
+
+    def _check_played(self) -> None:
+        if self._played is not None and not self._outstanding:
+            self._played.set()
+
+
+def _text(segment: SpokenSegment) -> str:
+    text = getattr(segment, "text", "")
+    return text.strip() if isinstance(text, str) else ""
