@@ -398,7 +398,11 @@ class FleetLimiter:
                 pass  # logged; the requests go on, their leases expire
 
     def _release_soon(self, ticket: str) -> None:
-        task = asyncio.get_running_loop().create_task(self._forget(ticket))
+        try:
+            task = asyncio.get_running_loop().create_task(self._forget(ticket))
+        except RuntimeError:  # no loop running any more (a process ending): it expires
+            self._held.discard(ticket)
+            return
         self._releases.add(task)
         task.add_done_callback(self._releases.discard)
 
