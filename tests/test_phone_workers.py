@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,12 +24,14 @@ import pytest
 from anyio.abc import ByteReceiveStream, Process, TaskGroup
 from test_phone_call import SAFETY_S, played
 from test_phone_cli import EXAMPLE, VOICEAGENT, _env
+from websockets.exceptions import InvalidStatus
 
 from voiceagent.testing.pulse import PulseServer
 from voiceagent.testing.twilio import TwilioCaller
 
 # SO_REUSEPORT spreads connections over the listeners on Linux (macOS only allows the bind)
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the workers balance on Linux")
+ATTEMPTS = 30  # new connections until each of 2 workers had one: 2^-29 to fail
 ROUNDS = 8  # rounds of CONCURRENT calls until both workers had one: 2 x (1/2)^4 per round
 CONCURRENT = 4
 
@@ -232,6 +234,34 @@ async def test_a_killed_worker_is_restarted_with_backoff_and_serves_again() -> N
     assert code == 0, "\n".join(running.stderr)
     assert all(c.protocol_errors == [] and len(played(c)) >= 1 for c in callers)
     assert all("ws://" not in line for line in running.stdout)  # the URL printed once
+
+
+async def test_max_calls_counts_per_worker() -> None:
+    async with fleet("--max-calls", "1") as running, AsyncExitStack() as held:
+        admitted: list[TwilioCaller] = []
+        refused = 0
+        for _ in range(ATTEMPTS):  # each worker's one place taken, the rest refused
+            try:
+                caller = await held.enter_async_context(TwilioCaller(running.url))
+            except InvalidStatus as error:
+                assert error.response.status_code == 503
+                refused += 1
+                continue
+            admitted.append(caller)
+            with anyio.fail_after(SAFETY_S):
+                await caller.wait_for(lambda: len(played(caller)) >= 1)  # noqa: B023
+            if len(admitted) == 2:
+                break
+        sids = [c.call_sid for c in admitted]
+        await running.until(lambda: all(running.worker_of(sid) for sid in sids))
+        assert sorted(running.worker_of(sid) or 0 for sid in sids) == [1, 2]
+        with pytest.raises(InvalidStatus) as full:  # both workers full: any connection
+            await held.enter_async_context(TwilioCaller(running.url))
+        said = "refused a call: 1 calls in progress (--max-calls)"
+        await running.until(lambda: sum(said in line for line in running.stderr) > refused)
+    assert full.value.response.status_code == 503
+    assert all(c.protocol_errors == [] for c in admitted)
+    assert sum(said in line for line in running.stderr) == refused + 1  # and the last one
 
 
 async def test_the_workers_drain_and_exit_when_the_supervisor_is_killed() -> None:
