@@ -52,8 +52,11 @@ def test_two_workers_share_electrons_plan_of_three(redis: RedisServer) -> None:
     assert finals == [{"event": "finished", "t": f["t"], "ok": 25, "failed": 0} for f in finals]
     assert statuses == [200] * 50  # nothing refused: no 429 ever reached the server
     assert peak == 3  # bounded fleet-wide, and the bound was used
-    # both processes queued for the fleet's slots (each alone would never wait at 3)
-    assert all(any(e["waited_s"] > 0 for e in worker.seen("sent")) for worker in workers)
+    for worker in workers:  # each queued for the fleet's slots, and said so once a wait
+        waits = [e for e in worker.seen("sent") if e["waited_s"] > 0]
+        said = [line for line in worker.stderr.splitlines() if "waited" in line]
+        assert waits and len(said) == len(waits), worker.stderr
+        assert all("3 in flight allowed" in line and "across the fleet" in line for line in said)
     assert redis.members("holders") == [] and redis.members("queue") == []
 
 

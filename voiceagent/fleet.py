@@ -53,6 +53,7 @@ import os
 import re
 import secrets
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -331,9 +332,10 @@ class FleetLimiter:
         """Leases this event loop holds."""
         return len(self._held)
 
-    async def acquire(self) -> Lease | None:
+    async def acquire(self, on_wait: Callable[[], None] | None = None) -> Lease | None:
         """A lease, after waiting for it in the fleet's queue; None when Redis is down
-        (the caller goes on with its process-local slot). Cancelled, it leaves the queue."""
+        (the caller goes on with its process-local slot). Cancelled, it leaves the queue.
+        ``on_wait`` is called once, when the first try finds no free slot."""
         if not self._conn.health.usable():
             return None
         ticket = secrets.token_hex(12)
@@ -348,6 +350,8 @@ class FleetLimiter:
                 )
                 if granted:
                     break
+                if not waited and on_wait is not None:
+                    on_wait()
                 waited = True
                 with anyio.move_on_after(poll):
                     await released.wait()

@@ -156,16 +156,20 @@ class ElectronStream:
         await checkpoint_if_cancelled()
         started = anyio.current_time()
         waited = False
+
+        def waiting() -> None:
+            nonlocal waited
+            waited = True
+
         try:
             try:
                 limiter.acquire_on_behalf_of_nowait(self._borrower)
             except anyio.WouldBlock:
-                waited = True
+                waiting()
                 await limiter.acquire_on_behalf_of(self._borrower)
             fleet = self._fleet_factory() if self._fleet_factory is not None else None
             if fleet is not None:
-                self._lease = await fleet.acquire()
-                waited = waited or (self._lease is not None and self._lease.waited)
+                self._lease = await fleet.acquire(on_wait=waiting)
         except BaseException:
             if waited:
                 logger.info(
