@@ -109,7 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
     phone.add_argument("--max-call-s", type=float, default=1800.0, help="longest call (seconds)")
     phone.add_argument("--drain-s", type=float, default=300.0, help="SIGTERM: calls may finish")
     phone.add_argument(
-        "--max-calls", type=int, help="calls at once; beyond, upgrades get 503 (default: no limit)"
+        "--max-calls",
+        type=int,
+        help="calls at once, per process (per worker with --workers); beyond, upgrades get 503 "
+        "(default: no limit)",
     )
     phone.add_argument(
         "--max-pending",
@@ -129,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         metavar="N",
-        help="N processes on one port (SO_REUSEPORT), one supervisor; SIGTERM drains them all",
+        help="N processes on one port (SO_REUSEPORT; Linux balances them), one supervisor; "
+        "SIGTERM drains them all; --max-calls counts per worker",
     )
     phone.add_argument(
         "--redis",
