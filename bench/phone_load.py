@@ -26,6 +26,7 @@ Run: ``.venv/bin/python bench/phone_load.py [--n 1,50,200,400] [--turns 3] [--si
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -235,8 +236,9 @@ def bot_argv(f: Fakes, loop_name: str, max_calls: int | None = None) -> list[str
                              *limit])  # fmt: skip
 
 
-def echo_argv(loop_name: str) -> list[str]:
-    return pinned(BOT_CORE, [PYTHON, str(BENCH / "echo_bot.py"), "--loop", loop_name])
+def echo_argv(loop_name: str, stack: str = "websockets") -> list[str]:
+    echo = [PYTHON, str(BENCH / "echo_bot.py"), "--loop", loop_name, "--stack", stack]
+    return pinned(BOT_CORE, echo)
 
 
 # --- the callers (worker processes on core 1) ----------------------------------------------
@@ -534,7 +536,7 @@ def run_callers(
 def measure(
     folder: Path, label: str, n: int, f: Fakes | None, wavs: list[Path], options: list[str],
     *, profile_out: Path | None = None, rss_every_s: float = 0.0, max_calls: int | None = None,
-    loop_name: str = "uvloop",
+    loop_name: str = "uvloop", echo_stack: str = "websockets",
 ) -> Row:  # fmt: skip
     """One bot (ours, or the echo baseline when ``f`` is None) under N callers, on the event
     loop ``loop_name``."""
@@ -543,7 +545,7 @@ def measure(
     # The Lightning fake has no account limit: neither has the bot (else every call's reply
     # queues behind one slot, ~0.8 s a call, and at N=50 the callers time out).
     env = {**os.environ, LAG_ENV: str(lag_file), "LIGHTNING_MAX_CONCURRENT": "0"}
-    argv = bot_argv(f, loop_name, max_calls) if f is not None else echo_argv(loop_name)
+    argv = bot_argv(f, loop_name, max_calls) if f is not None else echo_argv(loop_name, echo_stack)
     with spawned(f"{label}-{n}-bot", argv, folder, env) as bot:
         url = bot.first_line()
         time.sleep(1.5)  # the ticker's first lines; the process settled
@@ -637,6 +639,24 @@ def print_silent(rows: list[Row], call_s: float) -> None:
               f"{'no: ' + invalid if invalid else 'yes'}")  # fmt: skip
 
 
+def measure_stacks(folder: Path, wavs: list[Path], n: int, call_s: float, loop_name: str) -> None:
+    """The echo bot on websockets and on picows under the same N silent callers: what the
+    frame path alone would save with a faster websocket stack."""
+    options = ["--mode", "silent", "--call-s", str(call_s)]
+    rows = []
+    for stack in ("websockets", "picows"):
+        note(f"N={n}: silent calls, echo bot on {stack} ({loop_name})")
+        rows.append(measure(folder, f"echo-{stack}", n, None, wavs, options,
+                            loop_name=loop_name, echo_stack=stack))  # fmt: skip
+    ws, pw = rows
+    invalid = "; ".join(f"{r.label}: {r.invalid}" for r in rows if r.invalid)
+    print(f"websocket stacks, N={n} silent calls ({loop_name}): echo bot CPU s/call-min "
+          f"websockets {ws.cpu_per_call_min:.3f}, picows {pw.cpu_per_call_min:.3f}, "
+          f"picows/websockets {pw.cpu_per_call_min / ws.cpu_per_call_min:.2f}x; lag p99 "
+          f"{ws.lag_p99:.2f} / {pw.lag_p99:.2f} ms; failed {ws.failed} / {pw.failed}; "
+          f"valid: {'no: ' + invalid if invalid else 'yes'}")  # fmt: skip
+
+
 def note(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
@@ -669,6 +689,9 @@ def top_items(raw: Path, limit: int = 15) -> list[str]:
 def orchestrate(args: argparse.Namespace) -> int:
     if shutil.which("taskset") is None:
         note("taskset is missing: the bench pins processes to cores")
+        return 2
+    if args.stacks and importlib.util.find_spec("picows") is None:
+        note("--stacks measures the echo bot on picows too: pip install picows")
         return 2
     ns = (
         [1, 5]
@@ -732,6 +755,9 @@ def orchestrate(args: argparse.Namespace) -> int:
                       "above are the admitted calls'")  # fmt: skip
         if silent:
             print_silent(silent, call_s)
+        if args.stacks:
+            for n in ns:
+                measure_stacks(folder, wavs, n, call_s, loops[0])
         for row in rows + silent:
             for error in row.errors:
                 print(f"N={row.n} {row.label}: {error}")
@@ -759,6 +785,11 @@ def main(argv: list[str] | None = None) -> int:
         choices=("uvloop", "asyncio", "both"),
         default="uvloop",
         help="the bots' event loop (ours and the echo baseline alike); both: each N twice",
+    )
+    parser.add_argument(
+        "--stacks",
+        action="store_true",
+        help="also the echo bot on websockets and on picows per N (pip install picows)",
     )
     worker_opts = parser.add_argument_group("worker (internal)")
     worker_opts.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
