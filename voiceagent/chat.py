@@ -9,7 +9,6 @@ for phone bots and the live demo, where the agent speaks first.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Mapping
@@ -26,14 +25,12 @@ from voiceagent.agent import Agent
 from voiceagent.agent_ref import load_agent
 from voiceagent.commands import (
     INTERRUPTED,
-    LOG_ENV,
     CommandError,
     configure_logging,
-    first_leaf,
     isatty,
+    report_failure,
     start_llm,
     terminal_width,
-    user_errors,
     with_overrides,
     writable,
 )
@@ -48,8 +45,6 @@ if TYPE_CHECKING:
     from voiceagent.timeline import Timeline
 
 PROG = "voiceagent chat"
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -86,14 +81,7 @@ def main(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> 
             os._exit(INTERRUPTED)
         return INTERRUPTED
     except Exception as error:
-        leaf = first_leaf(error)
-        if isinstance(leaf, user_errors()):
-            print(f"{PROG}: error: {leaf}", file=sys.stderr)
-            return 2
-        logger.debug("chat failed", exc_info=error)
-        hint = "" if verbose else f" (set {LOG_ENV}=debug for the traceback)"
-        print(f"{PROG}: error: {type(leaf).__name__}: {leaf}{hint}", file=sys.stderr)
-        return 1
+        return report_failure(error, PROG, verbose)
 
 
 def prepare(args: argparse.Namespace, environ: Mapping[str, str]) -> Setup:

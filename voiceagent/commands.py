@@ -1,4 +1,5 @@
-"""What the ``chat``, ``demo`` and ``phone`` commands share: usage errors, the LLM endpoint
+"""What the ``chat``, ``demo``, ``phone`` and ``web`` commands share: usage errors and how a
+failure is reported, the LLM endpoint
 (the simulator started in-process when none is configured), agent overrides, output paths,
 logging to stderr, and the terminal's width."""
 
@@ -94,6 +95,25 @@ def first_leaf(error: BaseException) -> BaseException:
     while isinstance(children := getattr(error, "exceptions", None), tuple) and children:
         error = children[0]
     return error
+
+
+def report_failure(
+    error: BaseException,
+    prog: str,
+    verbose: bool,
+    usage_errors: tuple[type[BaseException], ...] = (),
+) -> int:
+    """A command's exit code for ``error``, said on stderr: 2 with the message for a usage
+    error (``user_errors()`` and ``usage_errors``), else 1 with the error's type, and a hint
+    to ``VOICEAGENT_LOG=debug`` for the traceback (logged at DEBUG)."""
+    leaf = first_leaf(error)
+    if isinstance(leaf, (*user_errors(), *usage_errors)):
+        print(f"{prog}: error: {leaf}", file=sys.stderr)
+        return 2
+    logging.getLogger("voiceagent").debug("%s failed", prog, exc_info=error)
+    hint = "" if verbose else f" (set {LOG_ENV}=debug for the traceback)"
+    print(f"{prog}: error: {type(leaf).__name__}: {leaf}{hint}", file=sys.stderr)
+    return 1
 
 
 class BriefFormatter(logging.Formatter):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
 import os
 import sys
 import tempfile
@@ -28,10 +27,9 @@ from voiceagent.agent_ref import load_agent
 from voiceagent.commands import (
     CommandError,
     configure_logging,
-    first_leaf,
+    report_failure,
     start_llm,
     terminal_width,
-    user_errors,
     with_overrides,
     writable,
 )
@@ -51,8 +49,6 @@ QUESTION = "What's the weather in Paris?"  # file mode's question, spoken by the
 INPUT_RATE = 16000  # Hz: the microphone's, and file mode's question
 TIMELINE_HTML = "demo-timeline.html"
 FILE_MODE_LIMIT_S = 120.0  # file mode gives up on an answer after this long
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -84,14 +80,7 @@ def main(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> 
     except Exception as error:
         from voiceagent.adapters.audio_devices import AudioUnavailable, DeviceError
 
-        leaf = first_leaf(error)
-        if isinstance(leaf, (*user_errors(), AudioUnavailable, DeviceError)):
-            print(f"{PROG}: error: {leaf}", file=sys.stderr)
-            return 2
-        logger.debug("demo failed", exc_info=error)
-        hint = "" if verbose else f" (set {LOG_ENV}=debug for the traceback)"
-        print(f"{PROG}: error: {type(leaf).__name__}: {leaf}{hint}", file=sys.stderr)
-        return 1
+        return report_failure(error, PROG, verbose, (AudioUnavailable, DeviceError))
 
 
 def prepare(args: argparse.Namespace, environ: Mapping[str, str]) -> DemoSetup:

@@ -28,10 +28,9 @@ from voiceagent.agent_ref import load_agent
 from voiceagent.commands import (
     CommandError,
     configure_logging,
-    first_leaf,
+    report_failure,
     start_llm,
     terminal_width,
-    user_errors,
     with_overrides,
     writable,
 )
@@ -80,14 +79,7 @@ def main(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> 
     except KeyboardInterrupt:
         return 0
     except Exception as error:
-        leaf = first_leaf(error)
-        if isinstance(leaf, user_errors()):
-            print(f"{PROG}: error: {leaf}", file=sys.stderr)
-            return 2
-        logger.debug("web failed", exc_info=error)
-        hint = "" if verbose else f" (set {LOG_ENV}=debug for the traceback)"
-        print(f"{PROG}: error: {type(leaf).__name__}: {leaf}{hint}", file=sys.stderr)
-        return 1
+        return report_failure(error, PROG, verbose)
 
 
 def prepare(args: argparse.Namespace, environ: Mapping[str, str]) -> WebSetup:
