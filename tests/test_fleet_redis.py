@@ -16,7 +16,7 @@ import anyio
 import pytest
 
 from tests.redis_rig import RedisServer, Worker, redis_server, start_all, wait_for
-from voiceagent import fleet
+from voiceagent import fleet, fleet_redis
 from voiceagent.llm import ElectronClient, RetryPolicy
 from voiceagent.testing.electron import ElectronServer
 from voiceagent.testing.lightning import LightningServer
@@ -119,7 +119,7 @@ async def test_requests_return_to_redis_when_it_answers_again(
     redis: RedisServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv(fleet.URL_ENV, redis.url)
-    monkeypatch.setattr(fleet, "RETRY_S", 0.2)
+    monkeypatch.setattr(fleet_redis, "RETRY_S", 0.2)
     caplog.set_level(logging.WARNING, logger="voiceagent.fleet")
     async with ElectronServer(ttft_ms=5, token_ms=1) as server:
         client = ElectronClient(server.base_url, KEY, plan=2, retry=RetryPolicy(scale=0.01))
