@@ -148,7 +148,7 @@ async def run(setup: DemoSetup) -> int:
         base_url = await start_llm(setup.endpoint, stack)
         _describe(setup)
         stack.push_async_callback(tts.aclose)
-        vad = await _load(stt, tts)
+        vad = await load_models(stt, tts)
         client = ElectronClient(base_url, setup.endpoint.api_key, model=setup.agent.model)
         if setup.live:
             return await _live(setup, client, stt, tts, vad)
@@ -173,7 +173,7 @@ async def _step(what: str) -> AsyncIterator[None]:
     print(f" ready in {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
 
 
-async def _load(stt: STT, tts: TTS) -> VAD | None:
+async def load_models(stt: STT, tts: TTS) -> VAD | None:
     """Load the models now, each said on screen, so the first turn is not kept waiting."""
     load = getattr(stt, "load", None)
     if load is not None:
@@ -183,12 +183,12 @@ async def _load(stt: STT, tts: TTS) -> VAD | None:
         async with _step("the voice (piper)"):
             await _synthesise(tts, "Ready.")
     async with _step("the voice activity detector"):
-        vad, name = await anyio.to_thread.run_sync(_vad)
+        vad, name = await anyio.to_thread.run_sync(choose_vad)
     print(f"VAD: {name}", file=sys.stderr, flush=True)
     return vad
 
 
-def _vad() -> tuple[VAD | None, str]:
+def choose_vad() -> tuple[VAD | None, str]:
     """Silero (the offline extra), else WebRTC's, else none (the STT's speech events)."""
     try:
         from voiceagent.adapters.vad_silero import SileroVAD

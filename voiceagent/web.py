@@ -128,7 +128,7 @@ def _components(
 async def serve(setup: WebSetup) -> int:
     """Loads the models, serves pages until SIGTERM (or Ctrl-C), then closes them."""
     from voiceagent.adapters.web_server import WebServer
-    from voiceagent.demo import _load
+    from voiceagent.demo import load_models
     from voiceagent.llm.pool import aclose_shared_clients
 
     tts, stt = setup.components.tts, setup.components.stt
@@ -141,7 +141,7 @@ async def serve(setup: WebSetup) -> int:
         lines.append(f"agent: {setup.agent_label}; tools: {tools}; model: {setup.agent.model}")
         print("\n".join(lines), file=sys.stderr, flush=True)
         stack.push_async_callback(tts.aclose)
-        await _load(stt, tts)  # the first page is not kept waiting for the models
+        await load_models(stt, tts)  # the first page is not kept waiting for the models
 
         async def run_page(transport: WebTransport) -> None:
             await _page(setup, base_url, transport)
@@ -166,14 +166,14 @@ async def serve(setup: WebSetup) -> int:
 
 async def _page(setup: WebSetup, base_url: str, transport: WebTransport) -> None:
     """One page: a Session of the agent on it; the session's news sent to the page."""
-    from voiceagent.demo import _vad
+    from voiceagent.demo import choose_vad
     from voiceagent.llm import ElectronClient
     from voiceagent.session import Session
 
     shared = bool(setup.idle_voices)
     tts = setup.idle_voices.pop() if shared else _voice(setup)
     client = ElectronClient(base_url, setup.endpoint.api_key, model=setup.agent.model)
-    vad, _ = _vad()
+    vad, _ = choose_vad()
     stt = setup.components.stt
     session = Session(setup.agent, transport, stt, tts, vad, llm=client, barge_in=True,
                       idle_timeout_s=None)  # fmt: skip
