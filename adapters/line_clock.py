@@ -11,9 +11,13 @@ due before ``horizon``: a frame leaves up to ``tick_s`` before its time, never a
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import weakref
-from typing import ClassVar, Protocol
+from collections.abc import Callable
+from typing import ClassVar, Protocol, runtime_checkable
+
+from voiceagent.ports import AudioSource
 
 TICK_S = 0.010
 
@@ -71,3 +75,81 @@ class LineClock:
                 except Exception as error:  # that line's play() raises it; the others go on
                     self._lines.pop(line, None)
                     done.set_exception(error)
+
+
+class SpokenSegment(Protocol):
+    """What a speaker needs of a queued segment (``voiceagent.speech.Segment``)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def played(self) -> int: ...
+
+    def correct_played(self, samples: int) -> None: ...
+
+
+@runtime_checkable
+class SegmentedSource(Protocol):
+    """An ``AudioSource`` that says where each segment ends (``voiceagent.speech.SpeechQueue``)."""
+
+    @property
+    def sample_rate(self) -> int: ...
+
+    @property
+    def playing(self) -> SpokenSegment | None: ...
+
+    def read(self, n_samples: int, position: int) -> bytes: ...
+
+    def watch_segment_ends(self, callback: Callable[[SpokenSegment, int], None] | None) -> None: ...
+
+
+class PacedSpeaker:
+    """What a speaker the line clock moves on shares (a phone line, a browser page): frame
+    ``k`` (``frame_samples`` from sample ``k·frame_samples``) leaves ``lead_frames`` frames
+    before it is due on the session clock (``origin``); the segment ends a
+    ``SegmentedSource`` reports are handed to the frame they fall in. Subclasses write
+    ``_frame(source, position)``."""
+
+    origin: float
+    frame_samples: int
+    frame_s: float
+    lead_frames: int
+
+    def _pace_with(self, rate: int, origin: float, lead_ms: float, frame_ms: int) -> None:
+        self.origin = origin
+        self.frame_samples = rate * frame_ms // 1000
+        self.frame_s = self.frame_samples / rate
+        self.lead_frames = max(1, math.ceil(lead_ms / 1000 / self.frame_s))
+        self._k = 0  # the next frame's index on the session clock
+        self._ends: list[tuple[SpokenSegment, int]] = []  # segments ended in the current read
+        self._source: SegmentedSource | None = None
+        self._playing: AudioSource | None = None  # what play() is sending
+
+    async def _pace(self, source: AudioSource) -> None:
+        """Sends ``source`` in real time from now until cancelled."""
+        if isinstance(source, SegmentedSource):
+            self._source = source
+            source.watch_segment_ends(self._segment_ended)
+        self._k = max(0, math.floor((time.monotonic() - self.origin) / self.frame_s))
+        self._playing = source
+        try:  # every line's frames move on from one task
+            await LineClock.of_running_loop().run(self)
+        finally:
+            self._playing = None
+            if self._source is not None:
+                self._source.watch_segment_ends(None)
+
+    def frames_due(self, horizon: float) -> None:
+        """Every frame due to leave before ``horizon`` (the line clock's tick)."""
+        if self._playing is None:
+            return
+        while self.origin + (self._k - self.lead_frames) * self.frame_s < horizon:
+            self._frame(self._playing, self._k * self.frame_samples)
+            self._k += 1
+
+    def _segment_ended(self, segment: SpokenSegment, end_position: int) -> None:
+        self._ends.append((segment, end_position))
+
+    def _frame(self, source: AudioSource, position: int) -> None:
+        raise NotImplementedError

@@ -9,7 +9,7 @@ import os
 import time
 from collections import Counter, deque
 from collections.abc import AsyncGenerator, Callable, Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import anyio
 
@@ -27,7 +27,7 @@ from voiceagent.adapters.inbound_pacer import (
     OUTBOX_S,
     InboundPacer,
 )
-from voiceagent.adapters.line_clock import LineClock
+from voiceagent.adapters.line_clock import PacedSpeaker, SpokenSegment
 from voiceagent.adapters.mailbox import Mailbox
 from voiceagent.wire_text import printable
 
@@ -43,37 +43,10 @@ DROP_LOG_EVERY_S = 10.0  # after the first, a call's drop warnings at most this 
 IDLE_SILENCE_ENV = "VOICEAGENT_PHONE_IDLE_SILENCE"
 
 
-class SpokenSegment(Protocol):
-    """What a speaker needs of a queued segment (``voiceagent.speech.Segment``)."""
-
-    @property
-    def id(self) -> int: ...
-
-    @property
-    def played(self) -> int: ...
-
-    def correct_played(self, samples: int) -> None: ...
-
-
-@runtime_checkable
-class SegmentedSource(Protocol):
-    """An ``AudioSource`` that says where each segment ends (``voiceagent.speech.SpeechQueue``)."""
-
-    @property
-    def sample_rate(self) -> int: ...
-
-    @property
-    def playing(self) -> SpokenSegment | None: ...
-
-    def read(self, n_samples: int, position: int) -> bytes: ...
-
-    def watch_segment_ends(self, callback: Callable[[SpokenSegment, int], None] | None) -> None: ...
-
-
 _Sent = tuple[SpokenSegment | None, int]  # samples of one segment (None: silence) on the line
 
 
-class PhoneSpeaker:
+class PhoneSpeaker(PacedSpeaker):
     """``ports.AudioSink`` for one Twilio stream; ``send`` queues a text frame for the socket.
 
     Frame k (``frame_ms`` of output from sample ``k·frame_samples``) is sent ``lead_ms``
@@ -111,10 +84,7 @@ class PhoneSpeaker:
         self.serializer = serializer if serializer is not None else TwilioSerializer()
         self.serializer.stream_id = self.serializer.stream_id or stream_sid
         self._send = send
-        self.origin = origin
-        self.frame_samples = twilio.SAMPLE_RATE * frame_ms // 1000
-        self.frame_s = self.frame_samples / twilio.SAMPLE_RATE
-        self.lead_frames = max(1, math.ceil(lead_ms / 1000 / self.frame_s))
+        self._pace_with(twilio.SAMPLE_RATE, origin, lead_ms, frame_ms)
         self.marks_sent: list[str] = []
         self.confirmed: list[str] = []  # echoed while playing: heard to the end
         self.cleared: list[str] = []  # echoed because of a clear: not heard
@@ -123,10 +93,6 @@ class PhoneSpeaker:
         self._line: deque[_Sent | str] = deque()
         self._anchor = origin  # when Twilio started playing the head of ``_line``
         self._clearing: set[str] = set()  # marks a clear will echo
-        self._ends: list[tuple[SpokenSegment, int]] = []  # segments ended in the current read
-        self._source: SegmentedSource | None = None
-        self._playing: ports.AudioSource | None = None  # what play() is sending
-        self._k = 0  # the next frame's index on the session clock
         self._played: anyio.Event | None = None  # set when no mark is outstanding
         self.unknown_marks = 0  # echoed but never sent (or twice): counted, logged sparingly
         self._unknown_unlogged = 0
@@ -145,29 +111,8 @@ class PhoneSpeaker:
         """Sends ``source`` down the line in real time until cancelled."""
         if source.sample_rate != twilio.SAMPLE_RATE:
             raise ValueError(f"a phone line plays 8000 Hz, not {source.sample_rate}")
-        if isinstance(source, SegmentedSource):
-            self._source = source
-            source.watch_segment_ends(self._segment_ended)
-        self._k = max(0, math.floor((time.monotonic() - self.origin) / self.frame_s))
         self._anchor = time.monotonic()
-        self._playing = source
-        try:  # every line's frames move on from one task (adapters/line_clock.py)
-            await LineClock.of_running_loop().run(self)
-        finally:
-            self._playing = None
-            if self._source is not None:
-                self._source.watch_segment_ends(None)
-
-    def frames_due(self, horizon: float) -> None:
-        """Every frame due to leave before ``horizon`` (the line clock's tick)."""
-        if self._playing is None:
-            return
-        while self.origin + (self._k - self.lead_frames) * self.frame_s < horizon:
-            self._frame(self._playing, self._k * self.frame_samples)
-            self._k += 1
-
-    def _segment_ended(self, segment: SpokenSegment, end_position: int) -> None:
-        self._ends.append((segment, end_position))
+        await self._pace(source)
 
     def _frame(self, source: ports.AudioSource, position: int) -> None:
         """One frame: the audio read, a mark where each segment ended, silence after."""

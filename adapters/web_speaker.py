@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,8 +14,7 @@ from dataclasses import dataclass
 import anyio
 
 from voiceagent import audio, ports
-from voiceagent.adapters.line_clock import LineClock
-from voiceagent.adapters.phone_transport import SegmentedSource, SpokenSegment
+from voiceagent.adapters.line_clock import PacedSpeaker, SpokenSegment
 from voiceagent.wire_text import printable
 
 logger = logging.getLogger(__name__)
@@ -35,7 +33,7 @@ class _Sent:
     end: int
 
 
-class WebSpeaker:
+class WebSpeaker(PacedSpeaker):
     """``ports.AudioSink`` for one page: the agent's audio as binary messages, ``lead_ms``
     ahead of the session clock (``origin``), silence never sent (the page plays silence
     when its buffer is empty). Positions count the samples sent (the page's stream index).
@@ -56,10 +54,7 @@ class WebSpeaker:
     ) -> None:
         self._rate = sample_rate
         self._send = send
-        self.origin = origin
-        self.frame_samples = sample_rate * frame_ms // 1000
-        self.frame_s = self.frame_samples / sample_rate
-        self.lead_frames = max(1, math.ceil(lead_ms / 1000 / self.frame_s))
+        self._pace_with(sample_rate, origin, lead_ms, frame_ms)
         self.sent = 0  # samples of audio sent: the page's stream index
         self.position = 0  # how far the page has played (its last report)
         self._reported_at = origin
@@ -74,10 +69,6 @@ class WebSpeaker:
         self._on_line: list[_Sent] = []  # segments sent and not known to have played
         self._cut: list[_Sent] = []  # segments of the last clear, until the page answers it
         self._current: _Sent | None = None
-        self._ends: list[tuple[SpokenSegment, int]] = []
-        self._source: SegmentedSource | None = None
-        self._playing: ports.AudioSource | None = None
-        self._k = 0
         self._played: anyio.Event | None = None
 
     @property
@@ -93,28 +84,7 @@ class WebSpeaker:
         """Sends ``source`` to the page in real time until cancelled."""
         if source.sample_rate != self._rate:
             raise ValueError(f"this page plays {self._rate} Hz, not {source.sample_rate}")
-        if isinstance(source, SegmentedSource):
-            self._source = source
-            source.watch_segment_ends(self._segment_ended)
-        self._k = max(0, math.floor((time.monotonic() - self.origin) / self.frame_s))
-        self._playing = source
-        try:
-            await LineClock.of_running_loop().run(self)
-        finally:
-            self._playing = None
-            if self._source is not None:
-                self._source.watch_segment_ends(None)
-
-    def frames_due(self, horizon: float) -> None:
-        """Every frame due to leave before ``horizon`` (the line clock's tick)."""
-        if self._playing is None:
-            return
-        while self.origin + (self._k - self.lead_frames) * self.frame_s < horizon:
-            self._frame(self._playing, self._k * self.frame_samples)
-            self._k += 1
-
-    def _segment_ended(self, segment: SpokenSegment, end_position: int) -> None:
-        self._ends.append((segment, end_position))
+        await self._pace(source)
 
     def _frame(self, source: ports.AudioSource, position: int) -> None:
         pcm = source.read(self.frame_samples, position)
