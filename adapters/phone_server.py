@@ -22,7 +22,7 @@ from websockets.protocol import State
 
 from voiceagent.adapters import carriers, twilio
 from voiceagent.adapters.carriers import Serializer, base
-from voiceagent.adapters.inbound_pacer import bound_send_buffers
+from voiceagent.adapters.peer_socket import close_and_drop, send_all
 from voiceagent.adapters.phone_auth import PhoneAuth, SignatureConfigError, twilio_signature
 from voiceagent.adapters.phone_transport import PhoneTransport
 from voiceagent.wire_text import printable
@@ -42,7 +42,6 @@ START_TIMEOUT_S = 5.0
 MIN_PENDING = 16  # with --max-calls N, sockets not started yet: at most max(16, 2 N)
 CLOSE_TIMEOUT_S = 2.0  # aclose(): how long peers have to answer our close, all at once
 ABORT_GRACE_S = 0.5  # then their sockets are dropped; handlers still running are cancelled
-REFUSED_CLOSE_S = 1.0  # a call closed for flooding: how long it has to answer our close
 
 RunCall = Callable[[PhoneTransport], Awaitable[None]]
 __all__ = ["PhoneAuth", "PhoneServer", "SignatureConfigError", "twilio_signature"]
@@ -345,7 +344,7 @@ class PhoneServer:
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._read, connection, transport)
             async with anyio.create_task_group() as talking:
-                talking.start_soon(self._write, connection, transport)
+                talking.start_soon(send_all, connection, transport)
                 try:
                     await self.run_call(transport)
                 except Exception:
@@ -367,26 +366,11 @@ class PhoneServer:
                     if isinstance(frame, twilio.Stop):
                         return
                 if transport.refusal is not None:  # flooding: closed, with the reason why
-                    # a flooder busy sending may never answer the close: it is dropped
-                    # after a short wait, not after websockets' 10 s close timeout
-                    with anyio.move_on_after(REFUSED_CLOSE_S):
-                        await connection.close(*transport.refusal)
-                    connection.transport.abort()
+                    await close_and_drop(connection, transport.refusal)
                     return
         except ConnectionClosed:
             pass
         finally:
-            transport.hang_up()
-
-    async def _write(self, connection: ServerConnection, transport: PhoneTransport) -> None:
-        # A caller that stops reading fills small buffers within seconds, then the
-        # transport's outbox; it would never read a close frame: the connection is dropped.
-        bound_send_buffers(connection.transport)
-        transport.on_not_reading = connection.transport.abort
-        try:
-            async for message in transport.outgoing():
-                await connection.send(message)
-        except ConnectionClosed:
             transport.hang_up()
 
     def _parse(self, serializer: Serializer, message: str | bytes) -> list[twilio.Frame]:

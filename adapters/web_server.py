@@ -18,7 +18,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from voiceagent.adapters.inbound_pacer import bound_send_buffers
+from voiceagent.adapters.peer_socket import REFUSED_CLOSE_S, close_and_drop, send_all
 from voiceagent.adapters.web_transport import WebTransport
 from voiceagent.wire_text import printable
 
@@ -28,7 +28,6 @@ SOCKET_PATH = "/ws"
 HARD_MAX_BYTES = 1024 * 1024  # beyond this the socket itself is closed (1009)
 MAX_PAGES = 8  # pages talking at once; beyond, the upgrade gets 503
 CLOSE_TIMEOUT_S = 2.0
-REFUSED_CLOSE_S = 1.0
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -174,7 +173,7 @@ class WebServer:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._read, connection, transport)
                 async with anyio.create_task_group() as talking:
-                    talking.start_soon(self._write, connection, transport)
+                    talking.start_soon(send_all, connection, transport)
                     try:
                         await self.run_page(transport)
                     except Exception:
@@ -196,22 +195,11 @@ class WebServer:
                 except Exception:  # one bad message must not end the page
                     logger.exception("a message from the page could not be handled")
                 if transport.refusal is not None:
-                    with anyio.move_on_after(REFUSED_CLOSE_S):
-                        await connection.close(*transport.refusal)
-                    connection.transport.abort()
+                    await close_and_drop(connection, transport.refusal)
                     return
         except ConnectionClosed:
             pass
         finally:
-            transport.hang_up()
-
-    async def _write(self, connection: ServerConnection, transport: WebTransport) -> None:
-        bound_send_buffers(connection.transport)
-        transport.on_not_reading = connection.transport.abort
-        try:
-            async for message in transport.outgoing():
-                await connection.send(message)
-        except ConnectionClosed:
             transport.hang_up()
 
 
