@@ -17,6 +17,8 @@ import weakref
 from collections.abc import Callable
 from typing import ClassVar, Protocol, runtime_checkable
 
+import anyio
+
 from voiceagent.ports import AudioSource
 
 TICK_S = 0.010
@@ -108,8 +110,9 @@ class PacedSpeaker:
     """What a speaker the line clock moves on shares (a phone line, a browser page): frame
     ``k`` (``frame_samples`` from sample ``k·frame_samples``) leaves ``lead_frames`` frames
     before it is due on the session clock (``origin``); the segment ends a
-    ``SegmentedSource`` reports are handed to the frame they fall in. Subclasses write
-    ``_frame(source, position)``."""
+    ``SegmentedSource`` reports are handed to the frame they fall in; ``wait_played`` lasts
+    until the peer has confirmed every mark. Subclasses write ``_frame(source, position)``
+    and ``outstanding``, and call ``_mark_sent`` and ``_check_played``."""
 
     origin: float
     frame_samples: int
@@ -125,6 +128,7 @@ class PacedSpeaker:
         self._ends: list[tuple[SpokenSegment, int]] = []  # segments ended in the current read
         self._source: SegmentedSource | None = None
         self._playing: AudioSource | None = None  # what play() is sending
+        self._played: anyio.Event | None = None  # set when no mark is outstanding
 
     async def _pace(self, source: AudioSource) -> None:
         """Sends ``source`` in real time from now until cancelled."""
@@ -153,3 +157,24 @@ class PacedSpeaker:
 
     def _frame(self, source: AudioSource, position: int) -> None:
         raise NotImplementedError
+
+    @property
+    def outstanding(self) -> list[str]:
+        """Marks sent and not yet confirmed by the peer."""
+        raise NotImplementedError
+
+    def _mark_sent(self) -> None:
+        """A mark went out: a finished ``wait_played`` has more to wait for next time."""
+        if self._played is not None and self._played.is_set():
+            self._played = None
+
+    async def wait_played(self) -> None:
+        """Until every mark sent has been confirmed (the goodbye has been heard)."""
+        if self._played is None:
+            self._played = anyio.Event()
+            self._check_played()
+        await self._played.wait()
+
+    def _check_played(self) -> None:
+        if self._played is not None and not self.outstanding:
+            self._played.set()

@@ -4,8 +4,8 @@ and close a refused peer (flooding) without waiting long for its answer."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Callable
-from typing import Protocol
+from collections.abc import AsyncIterable, Callable, Coroutine
+from typing import Any, Protocol
 
 import anyio
 from websockets.asyncio.server import ServerConnection
@@ -27,6 +27,8 @@ class Outgoing(Protocol):
 
     def hang_up(self) -> None: ...
 
+    async def aclose(self) -> None: ...
+
 
 async def send_all(connection: ServerConnection, transport: Outgoing) -> None:
     """The transport's messages to the socket, in order, until it has no more. A peer that
@@ -39,6 +41,26 @@ async def send_all(connection: ServerConnection, transport: Outgoing) -> None:
             await connection.send(message)
     except ConnectionClosed:
         transport.hang_up()
+
+
+async def converse(
+    connection: ServerConnection,
+    transport: Outgoing,
+    read: Callable[[], Coroutine[Any, Any, None]],
+    run: Callable[[], Coroutine[Any, Any, None]],
+) -> None:
+    """A peer's session: ``read`` listens, ``send_all`` talks, ``run`` is the session. When
+    it ends, the transport is closed (what is queued goes out first), then listening stops.
+    ``run`` logs its own failures."""
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(read)
+        async with anyio.create_task_group() as talking:
+            talking.start_soon(send_all, connection, transport)
+            try:
+                await run()
+            finally:
+                await transport.aclose()
+        tg.cancel_scope.cancel()  # everything sent: stop listening, close the socket
 
 
 async def close_and_drop(connection: ServerConnection, refusal: tuple[int, str]) -> None:

@@ -9,6 +9,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,7 +23,7 @@ from websockets.protocol import State
 
 from voiceagent.adapters import carriers, twilio
 from voiceagent.adapters.carriers import Serializer, base
-from voiceagent.adapters.peer_socket import close_and_drop, send_all
+from voiceagent.adapters.peer_socket import close_and_drop, converse
 from voiceagent.adapters.phone_auth import PhoneAuth, SignatureConfigError, twilio_signature
 from voiceagent.adapters.phone_transport import PhoneTransport
 from voiceagent.wire_text import printable
@@ -341,17 +342,14 @@ class PhoneServer:
         carrier = transport.speaker.serializer.name
         sid = printable(start.call_sid)  # ids from the wire: escaped on every log line
         logger.info("%s call %s started (stream %s)", carrier, sid, printable(start.stream_sid))
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._read, connection, transport)
-            async with anyio.create_task_group() as talking:
-                talking.start_soon(send_all, connection, transport)
-                try:
-                    await self.run_call(transport)
-                except Exception:
-                    logger.exception("call %s failed", sid)
-                finally:
-                    await transport.aclose()
-            tg.cancel_scope.cancel()  # everything sent: stop listening, close the socket
+
+        async def run() -> None:
+            try:
+                await self.run_call(transport)
+            except Exception:
+                logger.exception("call %s failed", sid)
+
+        await converse(connection, transport, partial(self._read, connection, transport), run)
         logger.info("call %s ended", sid)
 
     async def _read(self, connection: ServerConnection, transport: PhoneTransport) -> None:

@@ -93,7 +93,6 @@ class PhoneSpeaker(PacedSpeaker):
         self._line: deque[_Sent | str] = deque()
         self._anchor = origin  # when Twilio started playing the head of ``_line``
         self._clearing: set[str] = set()  # marks a clear will echo
-        self._played: anyio.Event | None = None  # set when no mark is outstanding
         self.unknown_marks = 0  # echoed but never sent (or twice): counted, logged sparingly
         self._unknown_unlogged = 0
         self._unknown_logged_at: float | None = None
@@ -184,8 +183,7 @@ class PhoneSpeaker(PacedSpeaker):
             self.origin += pad / twilio.SAMPLE_RATE
         self._line.append(name)
         self.marks_sent.append(name)
-        if self._played is not None and self._played.is_set():
-            self._played = None
+        self._mark_sent()
         for message in self.serializer.mark(name):
             self._send(message)
 
@@ -257,17 +255,6 @@ class PhoneSpeaker(PacedSpeaker):
         # Twilio's buffer is empty now: refill the lead with silence so jitter cannot starve it.
         self._media(b"", None, pad=self.lead_frames * self.frame_samples)
         self._check_played()
-
-    async def wait_played(self) -> None:
-        """Until every mark sent has been echoed (the goodbye has been heard)."""
-        if self._played is None:
-            self._played = anyio.Event()
-            self._check_played()
-        await self._played.wait()
-
-    def _check_played(self) -> None:
-        if self._played is not None and not self.outstanding:
-            self._played.set()
 
 
 class PhoneTransport:

@@ -9,6 +9,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from functools import partial
 from importlib import resources
 from urllib.parse import urlsplit
 
@@ -18,7 +19,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from voiceagent.adapters.peer_socket import REFUSED_CLOSE_S, close_and_drop, send_all
+from voiceagent.adapters.peer_socket import REFUSED_CLOSE_S, close_and_drop, converse
 from voiceagent.adapters.web_transport import WebTransport
 from voiceagent.wire_text import printable
 
@@ -169,18 +170,15 @@ class WebServer:
         self.pages += 1
         self.pages_served += 1
         self.transports.append(transport)
+
+        async def run() -> None:
+            try:
+                await self.run_page(transport)
+            except Exception:
+                logger.exception("a page's session failed")
+
         try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._read, connection, transport)
-                async with anyio.create_task_group() as talking:
-                    talking.start_soon(send_all, connection, transport)
-                    try:
-                        await self.run_page(transport)
-                    except Exception:
-                        logger.exception("a page's session failed")
-                    finally:
-                        await transport.aclose()
-                tg.cancel_scope.cancel()
+            await converse(connection, transport, partial(self._read, connection, transport), run)
         finally:
             self.pages -= 1
             self.transports.remove(transport)

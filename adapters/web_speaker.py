@@ -11,8 +11,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import anyio
-
 from voiceagent import audio, ports
 from voiceagent.adapters.line_clock import PacedSpeaker, SpokenSegment
 from voiceagent.wire_text import printable
@@ -69,7 +67,6 @@ class WebSpeaker(PacedSpeaker):
         self._on_line: list[_Sent] = []  # segments sent and not known to have played
         self._cut: list[_Sent] = []  # segments of the last clear, until the page answers it
         self._current: _Sent | None = None
-        self._played: anyio.Event | None = None
 
     @property
     def sample_rate(self) -> int:
@@ -117,8 +114,7 @@ class WebSpeaker(PacedSpeaker):
         name = str(segment.id)
         self._outstanding[name] = self.sent
         self.marks_sent.append(name)
-        if self._played is not None and self._played.is_set():
-            self._played = None
+        self._mark_sent()
         self._send(json.dumps({"type": "mark", "name": name, "segment": segment.id,
                                "text": _text(segment), "at": self.sent}))  # fmt: skip
         if self._current is not None and self._current.segment is segment:
@@ -171,17 +167,6 @@ class WebSpeaker(PacedSpeaker):
             self.heard_correction += before - sent.segment.played
         self._cut = []
         self.clears_answered += 1
-
-    async def wait_played(self) -> None:
-        """Until every mark sent has been confirmed (the goodbye has been heard)."""
-        if self._played is None:
-            self._played = anyio.Event()
-            self._check_played()
-        await self._played.wait()
-
-    def _check_played(self) -> None:
-        if self._played is not None and not self._outstanding:
-            self._played.set()
 
 
 def _text(segment: SpokenSegment) -> str:
