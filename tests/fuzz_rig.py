@@ -436,11 +436,16 @@ async def converse(case: Case, server: ElectronServer) -> Outcome:
     def finalizer(agen: Any) -> None:  # an async generator dropped without being closed
         frame = agen.ag_frame
         where = f"{frame.f_code.co_filename}:{frame.f_lineno}" if frame else "?"
-        tasks = set(asyncio.all_tasks())
-        assert hooks.finalizer is not None
-        hooks.finalizer(agen)  # asyncio closes it in a task of its own
+        try:
+            tasks = set(asyncio.all_tasks())
+        except RuntimeError:  # collected after its loop ended: no task closes it now
+            tasks = None
+        if tasks is not None:
+            assert hooks.finalizer is not None
+            hooks.finalizer(agen)  # asyncio closes it in a task of its own
         if "site-packages" in where:  # openai's and httpx's SSE readers are left to the GC
-            libraries.update(set(asyncio.all_tasks()) - tasks)
+            if tasks is not None:
+                libraries.update(set(asyncio.all_tasks()) - tasks)
         else:
             outcome.unclosed.append(f"{agen.__qualname__} at {where}")
 
