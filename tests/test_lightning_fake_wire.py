@@ -14,6 +14,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
 
 from voiceagent.testing.lightning import LightningServer, voices
+from voiceagent.testing.lightning.wire import idle_timeout_frame
 
 CONFIG = {"voice_id": "sophia", "model": "lightning_v3.1", "language": "en", "sample_rate": 24000}
 
@@ -127,14 +128,28 @@ async def test_a_json_keepalive_is_not_a_request() -> None:
     assert {f.get("external_request_id") for f in frames} == {"r"}
 
 
-async def test_the_idle_timeout_sends_an_error_frame_then_closes() -> None:
+async def test_the_idle_timeout_sends_the_sdks_error_frame_then_closes() -> None:
+    # smallestai 5.x, waves/tts/client.py ("Connection timeout"): the server closes an idle
+    # socket with {"status": "error", "message": "Connection timed out after 60 seconds of
+    # inactivity"}; the 60 is the ?timeout=N in force. Nothing else: no code, no ids.
     async with LightningServer(voice="synthetic") as server:
         async with connect(server.ws_url + "?timeout=0.2") as ws:
             error = json.loads(await ws.recv())
             with anyio.fail_after(10), pytest.raises(ConnectionClosed):
                 await ws.recv()
-    assert error["status"] == "error" and error["error"]["code"] == "idle_timeout"
+    assert error == {
+        "status": "error",
+        "message": "Connection timed out after 0.2 seconds of inactivity",
+    }
     assert server.idle_closes == 1
+
+
+def test_the_idle_timeout_frame_at_the_default_is_the_sdks_word_for_word() -> None:
+    sdk = {"status": "error", "message": "Connection timed out after 60 seconds of inactivity"}
+    assert idle_timeout_frame(60.0) == sdk
+    assert idle_timeout_frame(120)["message"] == (
+        "Connection timed out after 120 seconds of inactivity"
+    )
 
 
 async def test_complete_backoff_ms_above_10000_is_refused() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from websockets.protocol import State
 
 from tests.lightning_rig import expected, speak, until
@@ -27,13 +28,18 @@ async def test_a_server_that_keeps_the_socket_open_carries_every_segment_on_one(
     assert len({r.request_id for r in server.requests}) == 3
 
 
-async def test_an_idle_timeout_close_is_followed_by_a_transparent_reconnect() -> None:
+async def test_an_idle_timeout_close_is_followed_by_a_transparent_reconnect(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     server = LightningServer(voice="synthetic", close_after_complete=False, idle_timeout_s=0.3)
     async with server, LightningTTS(server.ws_url, keepalive_s=3600) as tts:
         assert await speak(tts, "Before.") == expected("Before.")
         await until(lambda: server.idle_closes > 0)
         assert await speak(tts, "After.") == expected("After.")
     assert (server.idle_closes, server.connections) == (1, 2)
+    # The SDK's idle frame (a status and a message, nothing else) was read, logged, and
+    # failed nothing: no request was live on the socket.
+    assert "Connection timed out after 0.3 seconds of inactivity" in caplog.text
 
 
 async def test_keepalives_hold_an_idle_socket_open_past_the_idle_timeout() -> None:

@@ -35,6 +35,7 @@ from voiceagent.testing.lightning.wire import (
     LiveRequest,
     RecordedTTSRequest,
     error_frame,
+    idle_timeout_frame,
     is_keepalive,
     parse_message,
     timed_words,
@@ -43,7 +44,6 @@ from voiceagent.testing.lightning.wire import (
 logger = logging.getLogger(__name__)
 
 RESPONSE_IDS = ("server", "echo", "uuid-only")
-IDLE_CODE = "idle_timeout"
 
 
 class Connection:
@@ -128,9 +128,8 @@ class WebSocketSide:
                     return
             if idle.cancelled_caught:
                 self.idle_closes += 1
-                text = f"Connection idle timeout: no message for {idle_s:g} seconds"
                 try:
-                    await _send(conn.ws, error_frame(None, text, IDLE_CODE))
+                    await _send(conn.ws, idle_timeout_frame(idle_s))
                     await conn.ws.close(1000, "idle timeout")
                 except ConnectionClosed:
                     pass

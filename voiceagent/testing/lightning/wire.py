@@ -245,6 +245,16 @@ def error_frame(request_id: str | None, message: str, code: str) -> dict[str, An
     return frame
 
 
+def idle_timeout_frame(idle_s: float) -> dict[str, Any]:
+    """What the server sends before it closes an idle socket, word for word as Smallest AI's
+    SDK documents it (``waves/tts/client.py``, "Connection timeout"): a status and a message,
+    no code and no request id."""
+    return {
+        "status": "error",
+        "message": f"Connection timed out after {idle_s:g} seconds of inactivity",
+    }
+
+
 def http_error(status: int, message: str, code: str, *, retry_after: bool = False) -> Response:
     headers = [("retry-after", "1")] if retry_after else []
     return Response.json(status, error_frame(None, message, code), headers)
