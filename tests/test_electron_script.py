@@ -1,4 +1,5 @@
-"""Script features the turn-engine tests rely on: raw argument text and a fragment count."""
+"""Script features the turn-engine tests rely on: raw argument text, a fragment count, and
+content after the tool calls."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import openai
 import pytest
 
 from voiceagent.testing.electron import ElectronServer, ScriptError
+from voiceagent.testing.electron.reply import ContentDelta, ToolCallStart, render
 from voiceagent.testing.electron.script import Script
 
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {}}}]
@@ -48,3 +50,31 @@ def test_fragments_must_be_a_positive_integer() -> None:
     bad = {"name": "get_weather", "arguments": {}, "fragments": 0}
     with pytest.raises(ScriptError, match="fragments"):
         Script.from_data([{"tool_calls": [bad]}])
+
+
+def test_text_after_is_streamed_after_the_tool_calls() -> None:
+    script = Script.from_data(
+        [{"text": "One moment.", "tool_calls": [{"name": "end_call"}], "text_after": " Bye!"}]
+    )
+    (reply,) = script.rounds
+    rendered = render(reply)
+    kinds = [type(d) for d in rendered.deltas]
+    start = kinds.index(ToolCallStart)
+    assert [d.text for d in rendered.deltas[start:] if isinstance(d, ContentDelta)] == [" Bye!"]
+    assert rendered.content == "One moment. Bye!"
+    assert rendered.finish_reason == "tool_calls"
+
+
+def test_a_stop_string_in_the_text_drops_the_calls_and_the_text_after() -> None:
+    reply = Script.from_data(
+        [{"text": "Hi. STOP", "tool_calls": [{"name": "end_call"}], "text_after": "Bye"}]
+    ).rounds[0]
+    rendered = render(reply, stop=["STOP"])
+    assert rendered.content == "Hi." and not rendered.tool_calls()
+    cut_after = render(reply, stop=["ye"])
+    assert cut_after.content == "Hi. STOPB" and cut_after.tool_calls()
+
+
+def test_text_after_must_be_a_string() -> None:
+    with pytest.raises(ScriptError, match="text_after"):
+        Script.from_data([{"text_after": 3}])

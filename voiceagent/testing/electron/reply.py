@@ -28,11 +28,17 @@ class ToolCallSpec:
 
 @dataclass(frozen=True)
 class Reply:
-    """What the assistant says (``text``, may be None) and the tools it calls."""
+    """What the assistant says (``text``, may be None) and the tools it calls.
+
+    ``text_after`` is content streamed after the tool calls, in the same stream: some
+    OpenAI-compatible models speak again once their calls are out (a goodbye behind an
+    ``end_call``), and a client must not assume the words are over at the first call.
+    """
 
     text: str | None = None
     tool_calls: tuple[ToolCallSpec, ...] = ()
     finish_reason: str | None = None  # override; by default "tool_calls" or "stop"
+    text_after: str | None = None
 
 
 @dataclass(frozen=True)
@@ -107,15 +113,20 @@ def render(reply: Reply, *, max_tokens: int | None = None, stop: Sequence[str] =
     """Lay ``reply`` out as deltas, ending early at a stop string or after ``max_tokens``."""
     text = reply.text or ""
     calls = reply.tool_calls
+    after = reply.text_after or ""
     stopped = False
     hits = [text.find(s) for s in stop if s and s in text]
     if hits:
-        text, calls, stopped = text[: min(hits)], (), True
+        text, calls, after, stopped = text[: min(hits)], (), "", True
+    hits_after = [after.find(s) for s in stop if s and s in after]
+    if hits_after:  # the calls were out already: they stand, the words after them end there
+        after = after[: min(hits_after)]
     planned: list[Delta] = [ContentDelta(w) for w in words(text)]
     for index, call in enumerate(calls):
         planned.append(ToolCallStart(index, "call_" + secrets.token_hex(12), call.name))
         fragments = argument_fragments(call.arguments, call.fragments)
         planned.extend(ArgumentsDelta(index, f) for f in fragments)
+    planned.extend(ContentDelta(w) for w in words(after))
     deltas: list[Delta] = []
     used = 0
     truncated = False

@@ -20,6 +20,8 @@ class ScriptError(ValueError):
 class Script:
     """A list of rounds, each ``{"text": ..., "tool_calls": [{"name", "arguments"}], ...}``.
 
+    ``text_after`` is content streamed after the round's tool calls (in the same stream).
+
     A call's ``arguments`` is an object, or a string sent as is (e.g. invalid JSON);
     an optional ``fragments`` splits them into exactly that many deltas.
     """
@@ -57,12 +59,15 @@ def _round(index: int, item: Any) -> Reply:
     where = f"round {index}"
     if not isinstance(item, Mapping):
         raise ScriptError(f"{where}: expected an object with 'text' and/or 'tool_calls'")
-    unknown = set(item) - {"text", "tool_calls", "finish_reason"}
+    unknown = set(item) - {"text", "tool_calls", "finish_reason", "text_after"}
     if unknown:
         raise ScriptError(f"{where}: unknown keys {sorted(unknown)}")
     text = item.get("text")
     if text is not None and not isinstance(text, str):
         raise ScriptError(f"{where}: 'text' must be a string")
+    after = item.get("text_after")
+    if after is not None and not isinstance(after, str):
+        raise ScriptError(f"{where}: 'text_after' must be a string")
     finish = item.get("finish_reason")
     if finish is not None and not isinstance(finish, str):
         raise ScriptError(f"{where}: 'finish_reason' must be a string")
@@ -83,4 +88,4 @@ def _round(index: int, item: Any) -> Reply:
             raise ScriptError(f"{where}, tool call {j}: 'fragments' must be a positive integer")
         args = arguments if isinstance(arguments, str) else dict(arguments)
         specs.append(ToolCallSpec(call["name"], args, fragments))
-    return Reply(text=text, tool_calls=tuple(specs), finish_reason=finish)
+    return Reply(text=text, tool_calls=tuple(specs), finish_reason=finish, text_after=after)
