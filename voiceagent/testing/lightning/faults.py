@@ -32,6 +32,7 @@ class Faults:
         self._errors: deque[InjectedError] = deque()
         self._delays: deque[float] = deque()
         self._strays: deque[tuple[int, bool, InjectedError]] = deque()
+        self._failures: deque[tuple[int, InjectedError]] = deque()
 
     def drop_after(self, messages: int, times: int = 1) -> None:
         """Abort the TCP connection (no close frame) after a request's ``messages`` chunks."""
@@ -66,6 +67,22 @@ class Faults:
         with self._lock:
             self._strays.append((chunks, close, InjectedError(message, code, named=False)))
 
+    def error_after(
+        self,
+        chunks: int,
+        times: int = 1,
+        *,
+        message: str = "Internal server error",
+        code: str = "internal_error",
+    ) -> None:
+        """Fail the next ``times`` requests after ``chunks`` chunks of their audio: an error
+        frame naming the request (its ids in the server's ``response_ids`` shape), then no
+        more audio and no ``complete``; the socket stays open for the others."""
+        if chunks < 0:
+            raise ValueError("chunks must be >= 0")
+        with self._lock:
+            self._failures.extend([(chunks, InjectedError(message, code))] * times)
+
     def delay_first_byte(self, ms: float, times: int = 1) -> None:
         """Hold the first chunk of the next ``times`` requests back by ``ms`` more."""
         with self._lock:
@@ -77,6 +94,7 @@ class Faults:
             self._errors.clear()
             self._delays.clear()
             self._strays.clear()
+            self._failures.clear()
 
     @property
     def pending(self) -> dict[str, int]:
@@ -86,6 +104,7 @@ class Faults:
                 "errors": len(self._errors),
                 "delays": len(self._delays),
                 "strays": len(self._strays),
+                "failures": len(self._failures),
             }
 
     def take_drop(self) -> int | None:
@@ -99,6 +118,10 @@ class Faults:
     def take_stray(self) -> tuple[int, bool, InjectedError] | None:
         with self._lock:
             return self._strays.popleft() if self._strays else None
+
+    def take_failure(self) -> tuple[int, InjectedError] | None:
+        with self._lock:
+            return self._failures.popleft() if self._failures else None
 
     def take_delay(self) -> float:
         with self._lock:

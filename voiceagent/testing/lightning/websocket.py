@@ -190,13 +190,14 @@ class WebSocketSide:
             live = LiveRequest(record, self.complete_backoff_default_ms)
             live.drop_after = self.faults.take_drop()
             live.stray = self.faults.take_stray()
+            live.failure = self.faults.take_failure()
             live.first_byte_ms = self.first_byte_ms + self.faults.take_delay()
             if not live.context:
                 self._new_server_request(live)  # one id for the request's whole life
             conn.requests[key] = live
             conn.tg.start_soon(self._serve_request, conn, live)
-        elif live.cancelled:
-            return  # nothing more for a cancelled request
+        elif live.cancelled or live.failed:
+            return  # nothing more for a cancelled or failed request
         live.add(parsed)
 
     def _cancel(self, conn: Connection, key: str, message: dict[str, Any]) -> None:
@@ -274,6 +275,8 @@ class WebSocketSide:
                 await anyio.sleep_forever()
             if live.stray is not None and record.chunks >= live.stray[0]:
                 await self._stray_error(conn, live)
+            if live.failure is not None and record.chunks >= live.failure[0]:
+                await self._fail(conn, live)
             chunk = pcm[start : start + step]
             ids = self._ids(record, live.server_id)
             chunk_end = live.sent_samples + len(chunk) // 2
@@ -301,6 +304,19 @@ class WebSocketSide:
         if close:
             await conn.ws.close(1011, "internal error")
             await anyio.sleep_forever()
+
+    async def _fail(self, conn: Connection, live: LiveRequest) -> None:
+        """An injected error frame naming the request, as the server names it in every frame;
+        then the request is over: no more audio, no ``complete``, its slot free."""
+        assert live.failure is not None
+        _, error = live.failure
+        live.failure, live.failed = None, True
+        live.record.error = error.code
+        self._release(live, "failed")
+        frame = error_frame(None, error.message, error.code)
+        await _send(conn.ws, {**frame, **self._ids(live.record, live.server_id)})
+        live.scope.cancel()  # ends the serving task here, and frees the socket's audio
+        await anyio.sleep_forever()
 
 
 def _hold_s(live: LiveRequest) -> float | None:

@@ -52,10 +52,11 @@ class RecordedTTSRequest:
     """One request as the fake saw it; times are ``time.monotonic()`` seconds.
 
     ``status``: active, complete, refused (account limit or injected error frame),
-    dropped (an injected drop), cancelled (``cancel_request``) or closed (the socket closed
-    before ``complete``). ``request_id`` is the client's id (else the fake's own name for
-    the request); ``server_ids`` the ids the fake put in its frames' ``request_id``: one per
-    request, or one per release of a continuation context.
+    dropped (an injected drop), cancelled (``cancel_request``), failed (an injected error
+    naming it after its audio began) or closed (the socket closed before ``complete``).
+    ``request_id`` is the client's id (else the fake's own name for the request);
+    ``server_ids`` the ids the fake put in its frames' ``request_id``: one per request, or
+    one per release of a continuation context.
     """
 
     request_id: str
@@ -102,6 +103,8 @@ class LiveRequest:
         self.dropped = False
         self.drop_after: int | None = None
         self.stray: tuple[int, bool, InjectedError] | None = None
+        self.failure: tuple[int, InjectedError] | None = None
+        self.failed = False
         self.first_byte_ms = 0.0
         self.backoff_ms = backoff_ms
         self.max_buffer_flush_ms = 0.0
