@@ -101,57 +101,93 @@ def says(*lines: str) -> Caller:
     return caller
 
 
-async def never_hangs_up(
-    session: Session, send: Lines, events: AsyncIterator[SessionEvent]
-) -> None:
-    send.send_nowait("That's all, bye.")
-    async for _ in events:
-        pass
-
-
-@tool
+@tool(timeout=5.0)  # a hang-up that never comes fails the call in 5 s, not 10
 async def end_call(ctx: ToolContext) -> str:
     """Hang up."""
     await ctx.end_call()
     return "ended"
 
 
+def hung_up_by_the_tool(done: Call, goodbye: str) -> None:
+    """The call ended through end_call, after the goodbye had played: the tool's hang-up
+    returned (not its timeout; the caller hangs up only once the turn is over), and the
+    goodbye's audio ended before the tool did."""
+    finished = [e for e in done.of(ToolFinished) if e.name == "end_call"]
+    assert [e.state for e in finished] == ["done"]  # "failed": it timed out waiting
+    assert goodbye in [e.text for e in done.of(AgentSpeechEnded)], "the goodbye never played"
+    (heard,) = [e for e in done.of(AgentSpeechEnded) if e.text == goodbye]
+    assert done.events.index(heard) < done.events.index(finished[0])
+    assert done.session.ended == "hang_up"
+    # the session ended inside the tool's round: no follow-up was answered after the results
+    assert done.history[-1]["role"] == "tool"
+
+
 # -- end_call --------------------------------------------------------------------------------
 
 
-async def test_end_call_waits_for_a_goodbye_the_splitter_still_holds() -> None:
-    # "Bye" may be the start of a longer word: the splitter holds it until the stream ends,
-    # after end_call began (and after the first sentence played: the queue looked idle)
-    script = [
-        {"text": "Thanks for calling. Bye", "tool_calls": [{"name": "end_call", "arguments": {}}]}
-    ]
+async def test_end_call_waits_for_a_goodbye_the_model_says_after_the_call() -> None:
+    # The model calls end_call first and says goodbye after it, in the same stream: when
+    # the tool hangs up, nothing is queued (the queue is idle) and the goodbye is not even
+    # a phrase yet. The hang-up must wait for the stream to end, then for what it queued.
+    script = [{"tool_calls": [{"name": "end_call", "arguments": {}}], "text_after": "Goodbye!"}]
     tts = TestTTS(RATE, first_byte_ms=1, ms_per_char=20)
-    done = await call(never_hangs_up, script, tts=tts, tools=[end_call], token_ms=30)
-    assert done.session.ended == "hang_up"
-    assert [e.text for e in done.of(AgentSpeechEnded)] == ["Thanks for calling.", "Bye"]
-    (finished,) = done.of(ToolFinished)
-    assert finished.state == "done"  # hung up by the tool, not after its timeout
-    assert done.events.index(done.of(AgentSpeechEnded)[-1]) < done.events.index(finished)
+    done = await call(says("That's all, bye."), script, tts=tts, tools=[end_call], token_ms=30)
+    hung_up_by_the_tool(done, "Goodbye!")
 
 
-async def test_end_call_waits_for_a_segment_queued_while_the_queue_still_played() -> None:
-    # paced in real time: the first clause still plays when the hang-up starts waiting, and
-    # "goodbye" is queued while it waits
+async def test_end_call_waits_for_a_segment_queued_while_it_waits_for_the_queue() -> None:
+    # The hang-up is already waiting for the queue to drain (the stream has ended, the first
+    # phrase still plays, paced in real time) when a parallel tool's ctx.say() queues the
+    # goodbye: the drain it waits for must include that segment.
+    sessions: list[Session] = []
+    hanging_up = anyio.Event()
+
+    @tool(timeout=5.0)
+    async def hang_up(ctx: ToolContext) -> str:
+        """Hang up."""
+        hanging_up.set()
+        await ctx.end_call()
+        return "ended"
+
+    @tool(timeout=5.0)
+    async def say_goodbye(ctx: ToolContext) -> str:
+        """Say goodbye."""
+        await hanging_up.wait()
+        turn = sessions[0].timeline.turns[-1]
+        # until the stream has ended (the timeline only calls back into the session)
+        while not any(e.kind == "llm.end" for e in turn.events):  # noqa: ASYNC110
+            await anyio.sleep(0.005)
+        await anyio.sleep(0.005)  # ... and the hang-up, woken by it, waits on the queue now
+        assert sessions[0].speech is not None and not sessions[0].speech.idle  # still playing
+        await ctx.say("Goodbye!")
+        return "said"
+
+    async def caller(session: Session, send: Lines, events: AsyncIterator[SessionEvent]) -> None:
+        sessions.append(session)
+        await says("That's all, bye.")(session, send, events)
+
     script = [
         {
-            "text": "Thanks so much for calling Luigi's today, goodbye",
-            "tool_calls": [{"name": "end_call", "arguments": {}}],
+            "text": "Thanks so much for calling Luigi's today.",
+            "tool_calls": [{"name": "hang_up"}, {"name": "say_goodbye"}],
         }
     ]
-    tts = TestTTS(RATE, first_byte_ms=1, ms_per_char=20)
-    speaker = NullSpeaker(RATE)
+    tts = TestTTS(RATE, first_byte_ms=1, ms_per_char=40)  # the first phrase plays for 1.6 s
     done = await call(
-        never_hangs_up, script, tts=tts, speaker=speaker, tools=[end_call], token_ms=30
+        caller,
+        script,
+        tts=tts,
+        speaker=NullSpeaker(RATE),
+        tools=[hang_up, say_goodbye],
+        token_ms=30,
     )
-    assert done.session.ended == "hang_up"
-    assert [e.text for e in done.of(AgentSpeechEnded)][-1] == "goodbye"
-    (finished,) = done.of(ToolFinished)
-    assert finished.state == "done"
+    finished = {e.name: e.state for e in done.of(ToolFinished)}
+    assert finished == {"hang_up": "done", "say_goodbye": "done"}
+    texts = [e.text for e in done.of(AgentSpeechEnded)]
+    assert texts == ["Thanks so much for calling Luigi's today.", "Goodbye!"]
+    (hung_up,) = [e for e in done.of(ToolFinished) if e.name == "hang_up"]
+    assert done.events.index(done.of(AgentSpeechEnded)[-1]) < done.events.index(hung_up)
+    assert done.history[-1]["role"] == "tool"  # no follow-up round after the results
 
 
 # -- a TTS error -----------------------------------------------------------------------------
