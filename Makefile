@@ -14,7 +14,8 @@ TYPECHECK := $(VENV)/typecheck
 # Test-only peers: LiveKit's and pipecat's Smallest AI clients and Smallest AI's own SDK, in
 # a venv of their own (they pull many packages and pin versions that could clash with ours).
 # tests/test_peer_clients.py runs them against our fakes. A failed install (no registry)
-# does not fail the build: those tests skip and say why (with CI=true they fail instead).
+# does not fail the build: those tests skip and say why (under CI they fail instead: any CI
+# but empty, 0 or false, tests/ci_env.py).
 PEERS       := $(VENV)/peers
 PEERS_STAMP := $(PEERS)/.installed
 PEER_PINS   := livekit-agents==1.8.9 livekit-plugins-smallestai==1.8.9 pipecat-ai==1.14.0 \

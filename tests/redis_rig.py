@@ -1,6 +1,6 @@
 """A real ``redis-server`` per test (own port, own temp dir) and fleet worker processes.
 
-No redis-server installed: the fleet tests skip saying why, or fail when ``CI=true``.
+No redis-server installed: the fleet tests skip saying why, or fail under CI (tests/ci_env.py).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import pytest
+from ci_env import missing
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER = Path(__file__).resolve().parent / "fleet_worker.py"
@@ -34,9 +34,7 @@ def require_redis_server() -> str:
             "redis-server is not installed (Debian package redis-server, installed by "
             ".ci/system-packages): the fleet's Redis tests need a real one"
         )
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        missing(reason)
     return path
 
 

@@ -7,7 +7,8 @@ scenario is a driver script in tests/peers/ run there as a subprocess against a 
 by this test's event loop. The driver records, inside its own process, every message the
 client sent and got (tests/peers/wiretap.py); the tests assert on that, on what the client
 made of the answers (audio, transcripts, errors) and on what the fake recorded.
-Without the peers venv the tests skip and say why; under CI=true they fail instead.
+Without the peers venv the tests skip and say why; under CI (any ``CI`` but empty, 0 or
+false: tests/ci_env.py) they fail instead.
 """
 
 from __future__ import annotations

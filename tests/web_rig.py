@@ -43,15 +43,12 @@ def browser_missing() -> str | None:
 
 
 def require_browser() -> None:
-    """Skip (fail under CI=true) when the browser rig is missing."""
-    import pytest
+    """Skip (fail under CI) when the browser rig is missing."""
+    from ci_env import missing
 
     why = browser_missing()
-    if why is None:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"browser tests cannot run in CI: {why}")
-    pytest.skip(why)
+    if why is not None:
+        missing(f"browser tests cannot run: {why}")
 
 
 def speak_wav(path: Path, parts: list[str | float], tail_s: float = 20.0) -> Path:

@@ -2,22 +2,21 @@
 driver script there as a subprocess and read its JSON summary, start a peer-side server.
 
 ``make peers`` installs the peers venv (Makefile). Without it a test skips and says why;
-with ``CI=true`` a missing peers venv fails instead: CI must run them.
+under CI (tests/ci_env.py) a missing peers venv fails instead: CI must run them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
-import pytest
 from anyio.abc import Process
+from ci_env import missing
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -26,7 +25,7 @@ PEERS_PYTHON = PEERS / "bin" / "python"
 
 
 def peers_python() -> Path:
-    """The peers venv's python; else a skip that says why (a failure under CI=true)."""
+    """The peers venv's python; else a skip that says why (a failure under CI)."""
     if PEERS_PYTHON.exists() and (PEERS / ".installed").exists():
         return PEERS_PYTHON
     failed = PEERS / "install-failed"
@@ -35,9 +34,7 @@ def peers_python() -> Path:
         why = f"peer clients not installed: {reason[0]} (see {PEERS / 'install.log'})"
     else:
         why = f"peer clients not installed: no finished install in {PEERS} (run `make peers`)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{why}; under CI the peers venv must install", pytrace=False)
-    pytest.skip(why)
+    missing(why)
 
 
 def _tail(data: bytes, limit: int = 4000) -> str:
