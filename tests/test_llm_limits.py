@@ -55,6 +55,17 @@ async def test_two_clients_of_one_endpoint_and_key_share_one_limiter() -> None:
     assert server.max_in_flight == 3
 
 
+async def test_a_second_client_asking_for_less_lowers_the_shared_limit() -> None:
+    async with ElectronServer(ttft_ms=5, token_ms=1) as server:
+        first = ElectronClient(server.base_url, KEY, plan=3, retry=FAST)
+        second = ElectronClient(server.base_url, KEY, plan=1, retry=FAST)
+        await fire([first], 1)  # the limiter is made (3) and taken at a first request
+        await fire([second], 1)  # lowered to 1 (anyio refused the float this once set)
+        results = await fire([first, second], 6)
+    assert len(results) == 12 and all(results)
+    assert server.max_in_flight == 1  # the tightest plan holds for both
+
+
 async def test_named_plans_set_the_bound() -> None:
     async with ElectronServer(ttft_ms=5, token_ms=1) as server:
         await fire([ElectronClient(server.base_url, KEY, plan="standard", retry=FAST)], 10)

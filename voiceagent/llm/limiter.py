@@ -67,5 +67,5 @@ def shared_limiter(base_url: str, key_id: str, limit: int | None) -> anyio.Capac
             limiter.total_tokens,
             limit,
         )
-        limiter.total_tokens = wanted
+        limiter.total_tokens = limit  # an int here: anyio refuses a float
     return limiter
