@@ -55,17 +55,16 @@ def shared_limiter(base_url: str, key_id: str, limit: int | None) -> anyio.Capac
     if limiters is None:
         limiters = {}
         _LIMITERS.set(limiters)
-    wanted: float = math.inf if limit is None else float(limit)
     limiter = limiters.get((base_url, key_id))
     if limiter is None:
         limiter = anyio.CapacityLimiter(math.inf if limit is None else limit)
         limiters[(base_url, key_id)] = limiter
-    elif wanted < limiter.total_tokens:
+    elif limit is not None and limit < limiter.total_tokens:
         logger.info(
             "LLM concurrency for %s lowered from %s to %s in flight",
             base_url,
             limiter.total_tokens,
             limit,
         )
-        limiter.total_tokens = limit  # an int here: anyio refuses a float
+        limiter.total_tokens = limit  # an int: anyio refuses a float
     return limiter
