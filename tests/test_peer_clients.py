@@ -185,7 +185,7 @@ async def test_pipecat_tts_speaks_each_turn_and_its_keepalive_is_not_a_request()
     # continue:true, flush_audio closes it with {"text":"","continue":false};
     # _send_keepalive sends {"text":" ",voice_id,model,language} (every 30 s; 0.3 s here).
     # complete_backoff_ms is never sent: the fake's default is shortened so the second turn
-    # does not meet the first one's account slot (see the report in the README).
+    # does not meet the first one's account slot (the test after this one shows that meeting).
     async with LightningServer(voice="synthetic", complete_backoff_default_ms=300) as server:
         base = server.ws_url.removesuffix("/waves/v1/tts/live")
         summary = await run_peer("pipecat_tts.py", "--base-url", base)
@@ -208,6 +208,22 @@ async def test_pipecat_tts_speaks_each_turn_and_its_keepalive_is_not_a_request()
     for turn, request in zip(turns, requests, strict=True):
         assert turn["sample_rate"] == RATE
         assert turn["bytes"] == _synthetic_bytes(request.pieces)
+
+
+async def test_pipecat_second_turn_within_the_default_backoff_meets_the_account_limit() -> None:
+    # What the previous test avoids, as a report on pipecat against the documented defaults:
+    # it never sends complete_backoff_ms, so the first context holds the account's one slot
+    # for the default 4 s after its audio; the second turn, sent within that, is refused
+    # (concurrency_limit) and pipecat voices nothing for it. Our adapter sends
+    # complete_backoff_ms (lightning.py) and so does not meet this.
+    async with LightningServer(voice="synthetic") as server:
+        assert server.complete_backoff_default_ms == 4000.0 and server.account_limit == 1
+        base = server.ws_url.removesuffix("/waves/v1/tts/live")
+        summary = await run_peer("pipecat_tts.py", "--base-url", base)
+        requests = server.requests
+    assert [r.status for r in requests] == ["complete", "refused"]  # type: ignore[attr-defined]
+    assert any("concurrency_limit" in error for error in summary["errors"])
+    assert [t["context_id"] for t in summary["turns"]] == [requests[0].context_id]  # type: ignore[attr-defined]
 
 
 # -- pipecat STT -------------------------------------------------------------------------
