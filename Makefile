@@ -40,7 +40,7 @@ typecheck: $(STAMP)
 		--python-executable ../bin/python -p voiceagent
 
 pytest: $(STAMP) peers
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=15
 
 peers: $(PEERS_STAMP)
 
