@@ -33,6 +33,10 @@ TELNYX_TIMESTAMP = "telnyx-timestamp"
 TELNYX_TOLERANCE_S = 300  # as Telnyx's SDK: a signature older or newer than this is refused
 PLIVO_SIGNATURES = ("X-Plivo-Signature-V3", "X-Plivo-Signature-Ma-V3")
 PLIVO_NONCE = "X-Plivo-Signature-V3-Nonce"
+# the headers a check reads: one given twice makes the upgrade fail its checks (no carrier
+# repeats them; websockets' Headers.get would raise MultipleValuesError, a 500, not a 403)
+AUTH_HEADERS = (TWILIO_SIGNATURE, TWILIO_SETTINGS, TELNYX_SIGNATURE, TELNYX_TIMESTAMP,
+                *PLIVO_SIGNATURES, PLIVO_NONCE, "Authorization")  # fmt: skip
 DEFAULT_PORTS = {"wss": 443, "https": 443, "ws": 80, "http": 80}
 
 
@@ -131,6 +135,8 @@ class PhoneAuth:
         """Whether an upgrade on ``path`` passes ``carrier``'s check or the stream secret."""
         if not self.enabled:
             return True
+        if any(len(headers.get_all(name)) > 1 for name in AUTH_HEADERS):
+            return False
         if self.stream_secret and _carries_secret(self.stream_secret, path, headers):
             return True
         url = f"{self.public_url}{path}"
@@ -159,8 +165,8 @@ def twilio_valid(
     """``X-Twilio-Signature`` for ``url``: with the auth token and HMAC-SHA1, or — when
     ``X-Twilio-Webhooks-Signature-Settings`` says a SharedKey signed it — with that secret
     and the header's algorithm (twilio-python's ``get_signature_algorithm``)."""
-    given = headers.get(TWILIO_SIGNATURE, "")
-    settings = headers.get(TWILIO_SETTINGS)
+    given = _header(headers, TWILIO_SIGNATURE) or ""
+    settings = _header(headers, TWILIO_SETTINGS)
     secret = shared_key_secret if settings is not None else auth_token
     algorithm = _twilio_algorithm(settings)
     if not given or secret is None or algorithm not in TWILIO_HASHES:
@@ -207,11 +213,11 @@ def plivo_signature(auth_token: str, url: str, nonce: str) -> str:
 
 
 def plivo_valid(auth_token: str, url: str, headers: Headers) -> bool:
-    nonce = headers.get(PLIVO_NONCE)
+    nonce = _header(headers, PLIVO_NONCE)
     if not nonce:
         return False
     expected = plivo_signature(auth_token, url, nonce)
-    given = [s.strip() for name in PLIVO_SIGNATURES for s in headers.get(name, "").split(",")]
+    given = [s.strip() for n in PLIVO_SIGNATURES for s in (_header(headers, n) or "").split(",")]
     return any(_same(s, expected) for s in given if s)
 
 
@@ -220,11 +226,12 @@ def plivo_valid(auth_token: str, url: str, headers: Headers) -> bool:
 
 def telnyx_valid(public_key: str, headers: Headers, now: float | None = None) -> bool:
     """``telnyx-signature-ed25519`` over ``timestamp|`` (an upgrade has no body), by the
-    account's key, ``telnyx-timestamp`` within ``TELNYX_TOLERANCE_S`` of ``now``."""
-    timestamp = headers.get(TELNYX_TIMESTAMP, "")
+    account's key, ``telnyx-timestamp`` within ``TELNYX_TOLERANCE_S`` of ``now`` in whole
+    seconds (as Telnyx's SDK: ``abs(int(time.time()) - int(timestamp))``)."""
+    timestamp = _header(headers, TELNYX_TIMESTAMP) or ""
     try:
-        signature = base64.b64decode(headers.get(TELNYX_SIGNATURE, ""), validate=True)
-        age = abs((time.time() if now is None else now) - int(timestamp))
+        signature = base64.b64decode(_header(headers, TELNYX_SIGNATURE) or "", validate=True)
+        age = abs(int(time.time() if now is None else now) - int(timestamp))
     except (binascii.Error, ValueError):
         return False
     if age > TELNYX_TOLERANCE_S or len(signature) != 64:
@@ -264,7 +271,7 @@ def _carries_secret(secret: str, path: str, headers: Headers) -> bool:
     """``Authorization: Bearer SECRET``, ``Authorization: Basic`` with SECRET as password
     (any user), or ``?token=SECRET`` in the stream URL."""
     offered = parse_qs(urlsplit(path).query).get("token", [])
-    scheme, _, value = headers.get("Authorization", "").partition(" ")
+    scheme, _, value = (_header(headers, "Authorization") or "").partition(" ")
     if scheme.lower() == "bearer":
         offered.append(value.strip())
     elif scheme.lower() == "basic":
@@ -274,6 +281,12 @@ def _carries_secret(secret: str, path: str, headers: Headers) -> bool:
             pair = ""
         offered.append(pair.partition(":")[2])
     return any(_same(o, secret) for o in offered)
+
+
+def _header(headers: Headers, name: str) -> str | None:
+    """The value of ``name`` if the upgrade carries it exactly once (else None)."""
+    values = headers.get_all(name)
+    return values[0] if len(values) == 1 else None
 
 
 def _same(given: str, expected: str) -> bool:
