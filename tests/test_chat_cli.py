@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from voiceagent.testing.electron import ElectronServer, key_fingerprint_of
+from voiceagent.testing.pulse import PulseServer
 from voiceagent.timeline import EVENT_KINDS
 
 VOICEAGENT = str(Path(sys.executable).with_name("voiceagent"))
@@ -276,11 +277,19 @@ def test_in_a_wav_at_a_rate_no_voice_has_is_a_clear_error(tmp_path: Path, rate: 
         wav.setsampwidth(2)
         wav.setframerate(rate)
         wav.writeframes(bytes(2 * 800))
-    done = chat("--in", str(wav_path), "--stt", "pulse", "--stt-url", "ws://127.0.0.1:9/x")
+    # a real Pulse-compatible STT that answers: the path the issue's crash took (the file's
+    # audio resampled and streamed: at 1 Hz a raw "ValueError: range() arg 3 must not be
+    # zero", exit 1; 4 kHz and 400 kHz went on to "heard no words", exit 1). An unreachable
+    # URL would fail this test for the wrong reason (cannot reach Pulse, exit 1).
+    with PulseServer.running_in_thread(transcribe="table") as server:
+        done = chat("--in", str(wav_path), "--stt", "pulse", "--stt-url", server.url)
+        connections = list(server.connections)
     assert done.returncode == 2, done.stderr
     (line,) = done.stderr.strip().splitlines()
     assert str(wav_path) in line and f"{rate} Hz" in line and "8000" in line
     assert "Traceback" not in done.stderr and done.stdout == ""
+    assert "ValueError" not in done.stderr  # the error's words, not its type
+    assert connections == []  # refused when the file is read, before any I/O
 
 
 def test_what_the_model_says_is_one_inert_line_on_stdout() -> None:
