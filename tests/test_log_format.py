@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 import sys
 
+import pytest
+
 from voiceagent.commands import BriefFormatter
+from voiceagent.wire_text import printable
 
 
 class TaskGroupError(Exception):
@@ -40,3 +43,44 @@ def test_a_message_is_one_line_whatever_a_value_from_the_wire_holds() -> None:
                                ("CA1\nWARNING forged\x1b[31m",), None)  # fmt: skip
     line = BriefFormatter(verbose=False).format(record)
     assert line == "WARNING x: call CA1\\x0aWARNING forged\\x1b[31m started"
+
+
+def test_at_debug_a_traceback_is_inert_lines_whatever_its_messages_hold() -> None:
+    try:
+        try:
+            raise KeyError("inner\x1b[2J")
+        except KeyError as inner:
+            raise ValueError("call CA1\nWARNING voiceagent: FORGED\x1b[31m red\x07") from inner
+    except ValueError:
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "call %s failed", ("CA1",),
+                                   sys.exc_info())  # fmt: skip
+    text = BriefFormatter(verbose=True).format(record)
+    lines = text.split("\n")
+    # no control character but the traceback's own line breaks reaches the terminal
+    assert not [line for line in lines if printable(line, None) != line]
+    # each message stays on its line, escaped: none starts a forged log line
+    assert "ValueError: call CA1\\x0aWARNING voiceagent: FORGED\\x1b[31m red\\x07" in lines
+    assert not [line for line in lines if line.startswith("WARNING")]
+    # the traceback's layout is kept: the header, both chained exceptions, frames, source
+    assert lines[0] == "ERROR x: call CA1 failed"
+    assert lines.count("Traceback (most recent call last):") == 2
+    assert "The above exception was the direct cause of the following exception:" in lines
+    assert any(line.startswith('  File "') for line in lines)
+    # a traceback another handler's formatter cached on the record (unescaped) is redone
+    cached = logging.makeLogRecord({**record.__dict__, "exc_text": None})
+    logging.Formatter().format(cached)
+    assert "\x1b" in (cached.exc_text or "")
+    assert BriefFormatter(verbose=True).format(cached) == text
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception groups and notes: 3.11")
+def test_at_debug_an_exception_group_and_a_note_are_inert_too() -> None:
+    from builtins import ExceptionGroup  # (anyio's task groups raise these)
+
+    error = OSError("gone\nWARNING forged")
+    error.add_note("from the wire:\r\nWARNING forged note\x1b]0;title\x07")
+    text = BriefFormatter(verbose=True).format(record_of(ExceptionGroup("calls\x1b[2J", [error])))
+    assert "\x1b" not in text and "\r" not in text and "\nWARNING" not in text
+    assert "ExceptionGroup: calls\\x1b[2J (1 sub-exception)" in text
+    assert "| OSError: gone\\x0aWARNING forged\n" in text
+    assert "| from the wire:\\x0d\\x0aWARNING forged note\\x1b]0;title\\x07\n" in text
