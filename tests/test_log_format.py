@@ -58,14 +58,14 @@ def test_at_debug_a_traceback_is_inert_lines_whatever_its_messages_hold() -> Non
     lines = text.split("\n")
     # no control character but the traceback's own line breaks reaches the terminal
     assert not [line for line in lines if printable(line, None) != line]
-    # each message stays on its line, escaped: none starts a forged log line
-    assert "ValueError: call CA1\\x0aWARNING voiceagent: FORGED\\x1b[31m red\\x07" in lines
-    assert not [line for line in lines if line.startswith("WARNING")]
-    # the traceback's layout is kept: the header, both chained exceptions, frames, source
+    # every line after the record's own is indented: none passes for a log line
     assert lines[0] == "ERROR x: call CA1 failed"
-    assert lines.count("Traceback (most recent call last):") == 2
-    assert "The above exception was the direct cause of the following exception:" in lines
-    assert any(line.startswith('  File "') for line in lines)
+    assert all(line.startswith("  ") for line in lines[1:])
+    assert "  WARNING voiceagent: FORGED\\x1b[31m red\\x07" in lines
+    # the traceback's layout is kept: both chained exceptions, frames, source
+    assert lines.count("  Traceback (most recent call last):") == 2
+    assert "  The above exception was the direct cause of the following exception:" in lines
+    assert any(line.startswith('    File "') for line in lines)
     # a traceback another handler's formatter cached on the record (unescaped) is redone
     cached = logging.makeLogRecord({**record.__dict__, "exc_text": None})
     logging.Formatter().format(cached)
@@ -82,5 +82,4 @@ def test_at_debug_an_exception_group_and_a_note_are_inert_too() -> None:
     text = BriefFormatter(verbose=True).format(record_of(ExceptionGroup("calls\x1b[2J", [error])))
     assert "\x1b" not in text and "\r" not in text and "\nWARNING" not in text
     assert "ExceptionGroup: calls\\x1b[2J (1 sub-exception)" in text
-    assert "| OSError: gone\\x0aWARNING forged\n" in text
-    assert "| from the wire:\\x0d\\x0aWARNING forged note\\x1b]0;title\\x07\n" in text
+    assert all(line.startswith("  ") for line in text.split("\n")[1:])

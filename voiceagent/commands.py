@@ -10,8 +10,7 @@ import dataclasses
 import logging
 import shutil
 import sys
-import traceback
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
 from types import TracebackType
@@ -123,7 +122,7 @@ class BriefFormatter(logging.Formatter):
     real error, not the task group around it ("unhandled errors in a TaskGroup" says nothing
     of what failed in a call). A message is always one line: a control character in it
     (a newline, ESC from a value off the wire that a log call let through) is escaped; so is
-    every line of a traceback (``formatException``), whose own line breaks are kept."""
+    every line of a traceback, indented under the record (``_inert_lines``)."""
 
     def __init__(self, verbose: bool) -> None:
         super().__init__("%(levelname)s %(name)s: %(message)s")
@@ -151,62 +150,18 @@ class BriefFormatter(logging.Formatter):
         ei: tuple[type[BaseException], BaseException, TracebackType | None]
         | tuple[None, None, None],
     ) -> str:
-        """The traceback (at DEBUG) as inert lines. An exception's message (or note) may hold
-        a value from the wire: its control characters are escaped, its line breaks too (a
-        message stays on its own line: "ValueError: a\\x0aWARNING forged" cannot start a
-        forged log line), while the traceback's own line breaks (between frames, a frame and
-        its source line, the chained exceptions) are kept: a traceback stays readable."""
-        _, error, tb = ei
-        if error is None:
-            return super().formatException(ei)
-        summary = traceback.TracebackException(type(error), error, tb, compact=True)
-        for member in _chain(summary):
-            member.__class__ = _InertException  # only format_exception_only differs
-        return _inert_lines("".join(summary.format(chain=True)).removesuffix("\n"))
+        return _inert_lines(super().formatException(ei))
 
     def formatStack(self, stack_info: str) -> str:
         return _inert_lines(super().formatStack(stack_info))
 
 
-class _InertException(traceback.TracebackException):
-    """The exception-only lines ("ValueError: message", notes) of a traceback, each escaped
-    whole: a line break inside one comes from a value, not from the traceback's layout."""
-
-    def format_exception_only(self, **kwargs: Any) -> Generator[str, None, None]:
-        # Python writes a note's lines one by one: here each note is one escaped line
-        notes = getattr(self, "__notes__", None)
-        if not isinstance(notes, Sequence) or isinstance(notes, str):
-            notes = None  # none, or not a list of notes: Python's own handling
-        else:
-            self.__notes__ = None
-        try:
-            for chunk in super().format_exception_only(**kwargs):
-                line = chunk.removesuffix("\n")
-                yield printable(line, None) + chunk[len(line) :]
-        finally:
-            if notes is not None:
-                self.__notes__ = notes
-        for note in notes or ():
-            yield printable(note, None) + "\n"
-
-
-def _chain(summary: traceback.TracebackException) -> Iterator[traceback.TracebackException]:
-    """``summary`` and every exception formatted with it: causes, contexts, group members."""
-    seen: set[int] = set()
-    todo = [summary]
-    while todo:
-        member = todo.pop()
-        if id(member) in seen:
-            continue
-        seen.add(id(member))
-        yield member
-        todo.extend(m for m in (member.__cause__, member.__context__) if m is not None)
-        todo.extend(getattr(member, "exceptions", None) or ())
-
-
 def _inert_lines(text: str) -> str:
-    """Each line of ``text`` printable (controls escaped, nothing cut); the breaks kept."""
-    return "\n".join(printable(line, None) for line in text.split("\n"))
+    """A traceback (at DEBUG) as inert lines: each escaped (control characters as ``\\xNN``)
+    and indented under its record, so that no line of it, not even one an exception's message
+    broke off with a newline from the wire ("ValueError: a\\nWARNING forged"), can pass for
+    a log line of its own: those start in the first column with their level."""
+    return "\n".join("  " + printable(line, None) for line in text.split("\n"))
 
 
 def configure_logging(environ: Mapping[str, str]) -> bool:
