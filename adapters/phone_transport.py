@@ -29,6 +29,7 @@ from voiceagent.adapters.inbound_pacer import (
 )
 from voiceagent.adapters.line_clock import PacedSpeaker, SpokenSegment
 from voiceagent.adapters.mailbox import Mailbox
+from voiceagent.sparse_log import SparseLog
 from voiceagent.wire_text import printable
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,8 @@ logger = logging.getLogger(__name__)
 FRAME_MS = 40  # outbound: a media message per 40 ms (the caller's come in 20 ms frames)
 UNKNOWN_MARK_LOG_EVERY_S = 10.0  # after the first, a call's unknown-mark warnings this often
 DTMF_KEYS = frozenset("0123456789*#ABCD")  # a keypad's; anything else from the wire is dropped
+DIGITS_KEPT = 256  # ``PhoneTransport.digits``: a call's newest keys (the older ones counted)
+KEYPAD_LINE_MAX = 64  # keys in one line of keypad text (``dtmf_text``); more are dropped
 DROP_LOG_EVERY_S = 10.0  # after the first, a call's drop warnings at most this often
 # While nothing plays, a line sends nothing (not a silent frame every 40 ms): measured in
 # bench/phone_load.py --silent. VOICEAGENT_PHONE_IDLE_SILENCE=1 brings the silent frames back
@@ -93,9 +96,9 @@ class PhoneSpeaker(PacedSpeaker):
         self._line: deque[_Sent | str] = deque()
         self._anchor = origin  # when Twilio started playing the head of ``_line``
         self._clearing: set[str] = set()  # marks a clear will echo
-        self.unknown_marks = 0  # echoed but never sent (or twice): counted, logged sparingly
-        self._unknown_unlogged = 0
-        self._unknown_logged_at: float | None = None
+        # echoed but never sent (or twice): counted, logged sparingly
+        self._unknown = SparseLog(self._log_unknown_mark, self._log_unknown_marks,
+                                  every_s=UNKNOWN_MARK_LOG_EVERY_S)  # fmt: skip
 
     @property
     def sample_rate(self) -> int:
@@ -194,7 +197,7 @@ class PhoneSpeaker(PacedSpeaker):
             self.cleared.append(name)
             return
         if name not in self._line:
-            self._unknown_mark(name)
+            self._unknown(printable(name))
             return
         while self._line.popleft() != name:
             pass
@@ -202,27 +205,26 @@ class PhoneSpeaker(PacedSpeaker):
         self.confirmed.append(name)
         self._check_played()
 
-    def _unknown_mark(self, name: str) -> None:
-        """The first logged; then a count at most every ``UNKNOWN_MARK_LOG_EVERY_S`` and at
-        the call's end (``report_unknown_marks``): thousands of them are a few log lines."""
-        self.unknown_marks += 1
-        self._unknown_unlogged += 1
-        now = time.monotonic()
-        if self._unknown_logged_at is None:
-            logger.warning("mark %s echoed but never sent (or echoed twice): ignored",
-                           printable(name))  # fmt: skip
-        elif now - self._unknown_logged_at >= UNKNOWN_MARK_LOG_EVERY_S:
-            self.report_unknown_marks()
-        else:
-            return
-        self._unknown_unlogged, self._unknown_logged_at = 0, now
+    @property
+    def unknown_marks(self) -> int:
+        """Marks echoed but never sent (or twice): the first logged; then a line (a count, or
+        after a quiet while the next by name) at most every ``UNKNOWN_MARK_LOG_EVERY_S``, and
+        the count at the call's end (``report_unknown_marks``): thousands of them are a few
+        log lines (``sparse_log``)."""
+        return self._unknown.total
+
+    @staticmethod
+    def _log_unknown_mark(name: str) -> None:
+        logger.warning("mark %s echoed but never sent (or echoed twice): ignored", name)
+
+    @staticmethod
+    def _log_unknown_marks(untold: int, total: int) -> None:
+        logger.warning("%d more marks echoed but never sent (or echoed twice), %d in the "
+                       "call: ignored", untold, total)  # fmt: skip
 
     def report_unknown_marks(self) -> None:
-        """Log the unknown marks not logged yet (the call is ending, or it is time)."""
-        if self._unknown_unlogged:
-            logger.warning("%d more marks echoed but never sent (or echoed twice), %d in the "
-                           "call: ignored", self._unknown_unlogged, self.unknown_marks)  # fmt: skip
-            self._unknown_unlogged = 0
+        """Log the unknown marks not logged yet (the call is ending)."""
+        self._unknown.flush()
 
     def interrupt(self) -> None:
         """Barge-in: ``clear`` Twilio's buffer; what the caller heard is corrected now.
@@ -273,7 +275,10 @@ class PhoneTransport:
     call that keeps flooding is hung up with ``refusal`` set (the server closes it with that
     code); the audio not yet taken is bounded by ``inbox_s``; and once more than
     ``outbox_s`` of the agent's audio waits for a socket the caller does not read, the call
-    is hung up and ``on_not_reading`` called (the server drops the connection).
+    is hung up and ``on_not_reading`` called (the server drops the connection). Nor can its
+    keys grow the call: ``digits`` keeps the newest ``DIGITS_KEPT`` (``digits_dropped``
+    counts the rest), a line of keypad text holds ``KEYPAD_LINE_MAX`` keys
+    (``keypad_dropped`` counts the excess), and keys no keypad has are logged sparingly.
     """
 
     def __init__(
@@ -328,9 +333,12 @@ class PhoneTransport:
         self.dtmf_pause_s = dtmf_pause_s
         self.on_dtmf = on_dtmf
         self.goodbye_timeout_s = goodbye_timeout_s
-        self.digits: list[str] = []  # every key pressed in the call
-        self.bad_keys = 0  # DTMF "keys" no keypad has (the first logged)
-        self._keyed: list[str] = []  # keys not yet sent on as text
+        self.keys = 0  # keys pressed in the call (a keypad's)
+        self._digits: deque[str] = deque(maxlen=DIGITS_KEPT)
+        # DTMF "keys" no keypad has: the first logged, then now and then a count
+        self._bad_keys = SparseLog(_log_bad_key, _log_bad_keys)
+        self._keyed: list[str] = []  # keys not yet sent on as text (KEYPAD_LINE_MAX at most)
+        self.keypad_dropped = 0  # keys beyond KEYPAD_LINE_MAX in a line of keypad text
         self._keyed_at = 0.0
         self.hung_up = False
         self._metadata: dict[str, Any] = {
@@ -413,22 +421,38 @@ class PhoneTransport:
                 "(%.1f s so far)", printable(self.call_id), self.dropped_ms / 1000,
             )  # fmt: skip
 
+    @property
+    def digits(self) -> list[str]:
+        """The keys pressed in the call, the newest ``DIGITS_KEPT`` of them (a caller sending
+        keys without end keeps no more): ``digits_dropped`` older ones are forgotten."""
+        return list(self._digits)
+
+    @property
+    def digits_dropped(self) -> int:
+        return self.keys - len(self._digits)
+
+    @property
+    def bad_keys(self) -> int:
+        return self._bad_keys.total
+
     def _key(self, digit: str) -> None:
         if digit not in DTMF_KEYS:  # it would reach the model as the caller's words
-            if not self.bad_keys:
-                logger.warning("a DTMF key no keypad has: %s: ignored", printable(digit))
-            self.bad_keys += 1
+            self._bad_keys(printable(digit))
             return
-        self.digits.append(digit)
+        self.keys += 1
+        self._digits.append(digit)
         if self.on_dtmf is not None:
             self.on_dtmf(digit)
         if not self.dtmf_text:
             return
         if digit == "#":
             self._flush_keys()
-        else:
+            return
+        if len(self._keyed) < KEYPAD_LINE_MAX:
             self._keyed.append(digit)
-            self._keyed_at = time.monotonic()
+        else:  # no one types that much: the line stays bounded
+            self.keypad_dropped += 1
+        self._keyed_at = time.monotonic()  # a key all the same: the line waits for the pause
 
     def _flush_audio(self) -> None:
         if self._heard:
@@ -459,6 +483,7 @@ class PhoneTransport:
     def hang_up(self) -> None:
         """The caller is gone: ``incoming()`` ends, and nothing more is sent."""
         self.speaker.report_unknown_marks()
+        self._bad_keys.flush()
         self._flush_audio()
         self.hung_up = True
         self._inbox.close()
@@ -524,9 +549,18 @@ class PhoneTransport:
     async def aclose(self) -> None:
         """End the call from our side once Twilio has played what was sent (the goodbye)."""
         self.speaker.report_unknown_marks()
+        self._bad_keys.flush()
         if not self.hung_up:
             with anyio.move_on_after(self.goodbye_timeout_s):
                 await self.speaker.wait_played()
         self.hung_up = True
         self._inbox.close()
         self._outbox.close()
+
+
+def _log_bad_key(digit: str) -> None:
+    logger.warning("a DTMF key no keypad has: %s: ignored", digit)
+
+
+def _log_bad_keys(untold: int, total: int) -> None:
+    logger.warning("%d more DTMF keys no keypad has, %d in the call: ignored", untold, total)

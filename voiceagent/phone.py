@@ -33,6 +33,7 @@ from voiceagent.commands import (
 )
 from voiceagent.heap import trimming
 from voiceagent.llm import LLMEndpoint, resolve_llm_endpoint
+from voiceagent.sparse_log import SparseLog
 from voiceagent.wire_text import file_in, one_line, printable
 
 if TYPE_CHECKING:
@@ -46,6 +47,10 @@ PROG = "voiceagent phone"
 PHONE_RATE = 8000  # Hz: the line's; Lightning and Pulse are asked for it, so nothing resamples
 LOOP_LAG_ENV = "VOICEAGENT_LOOP_LAG_FILE"  # opt-in: event-loop lag and task count, for bench/
 LAG_TICK_S = 0.010
+# A call's keys on stderr: each at a human pace (this many at once, one more every
+# DTMF_LOG_EVERY_S); a caller sending thousands gets a count instead (sparse_log).
+DTMF_LOG_BURST = 20
+DTMF_LOG_EVERY_S = 5.0
 
 logger = logging.getLogger(__name__)
 
@@ -229,7 +234,8 @@ async def _call(setup: PhoneSetup, base_url: str, transport: PhoneTransport) -> 
     client = ElectronClient(base_url, setup.endpoint.api_key, model=agent.model)
     session = Session(agent, transport, setup.stt, tts, _vad(), llm=client,
                       max_duration_s=setup.args.max_call_s)  # fmt: skip
-    transport.on_dtmf = lambda key: print(f"{call_sid} DTMF {printable(key)}", file=sys.stderr)
+    keys = _dtmf_log(call_sid, transport)
+    transport.on_dtmf = lambda key: keys(printable(key))
     print(f"{call_sid} call started", file=sys.stderr, flush=True)
 
     async def watch() -> None:
@@ -247,7 +253,32 @@ async def _call(setup: PhoneSetup, base_url: str, transport: PhoneTransport) -> 
         if tts is not None:
             with anyio.CancelScope(shield=True):
                 await tts.aclose()
+        keys.flush(always=transport.digits_dropped > 0 or transport.keypad_dropped > 0)
         print(f"{call_sid} call ended ({session.ended})", file=sys.stderr, flush=True)
+
+
+def _dtmf_log(call_sid: str, transport: PhoneTransport) -> SparseLog:
+    """``{call_sid} DTMF 5`` on stderr for each key while at a human pace; beyond, a line
+    that counts them and the keys dropped (``digits`` keeps the newest, a line of keypad text
+    is bounded): told now and then, and at the call's end (``flush``)."""
+
+    def key(digit: str) -> None:
+        print(f"{call_sid} DTMF {digit}", file=sys.stderr)
+
+    def count(untold: int, total: int) -> None:
+        from voiceagent.adapters.phone_transport import DIGITS_KEPT, KEYPAD_LINE_MAX
+
+        dropped = ""
+        if transport.digits_dropped:
+            dropped += (f"; {transport.digits_dropped} dropped from its record "
+                        f"(the newest {DIGITS_KEPT} kept)")  # fmt: skip
+        if transport.keypad_dropped:
+            dropped += (f"; {transport.keypad_dropped} dropped from keypad text "
+                        f"(at most {KEYPAD_LINE_MAX} a line)")  # fmt: skip
+        print(f"{call_sid} DTMF: {untold} more keys not shown, {total} in the call{dropped}",
+              file=sys.stderr, flush=True)  # fmt: skip
+
+    return SparseLog(key, count, burst=DTMF_LOG_BURST, every_s=DTMF_LOG_EVERY_S)
 
 
 def _write_timeline(setup: PhoneSetup, session: Session, call_id: str) -> None:
