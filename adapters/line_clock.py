@@ -11,6 +11,7 @@ due before ``horizon``: a frame leaves up to ``tick_s`` before its time, never a
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 import weakref
@@ -20,8 +21,23 @@ from typing import ClassVar, Protocol, runtime_checkable
 import anyio
 
 from voiceagent.ports import AudioSource
+from voiceagent.sparse_log import SparseLog
+from voiceagent.wire_text import printable
 
 TICK_S = 0.010
+
+
+UNKNOWN_MARK_LOG_EVERY_S = 10.0  # after the first, a call's unknown-mark warnings this often
+logger = logging.getLogger(__name__)
+
+
+def _log_unknown_mark(name: str) -> None:
+    logger.warning("mark %s confirmed but never sent (or twice): ignored", name)
+
+
+def _log_unknown_marks(untold: int, total: int) -> None:
+    logger.warning("%d more marks confirmed but never sent (or twice), %d in the call: "
+                   "ignored", untold, total)  # fmt: skip
 
 
 class Line(Protocol):
@@ -118,8 +134,12 @@ class PacedSpeaker:
     frame_samples: int
     frame_s: float
     lead_frames: int
+    _unknown: SparseLog
 
     def _pace_with(self, rate: int, origin: float, lead_ms: float, frame_ms: int) -> None:
+        # marks confirmed but never sent (or twice): counted, logged sparingly
+        self._unknown = SparseLog(_log_unknown_mark, _log_unknown_marks,
+                                  every_s=UNKNOWN_MARK_LOG_EVERY_S)  # fmt: skip
         self.origin = origin
         self.frame_samples = rate * frame_ms // 1000
         self.frame_s = self.frame_samples / rate
@@ -129,6 +149,21 @@ class PacedSpeaker:
         self._source: SegmentedSource | None = None
         self._playing: AudioSource | None = None  # what play() is sending
         self._played: anyio.Event | None = None  # set when no mark is outstanding
+
+    @property
+    def unknown_marks(self) -> int:
+        """Marks the peer confirmed but we never sent (or it confirmed twice): the first
+        logged; then a line (a count, or after a quiet while the next by name) at most every
+        ``UNKNOWN_MARK_LOG_EVERY_S``, and the count at the call's end
+        (``report_unknown_marks``): thousands of them are a few log lines."""
+        return self._unknown.total
+
+    def _unknown_mark(self, name: str) -> None:
+        self._unknown(printable(name))
+
+    def report_unknown_marks(self) -> None:
+        """Log the unknown marks not logged yet (the call is ending)."""
+        self._unknown.flush()
 
     async def _pace(self, source: AudioSource) -> None:
         """Sends ``source`` in real time from now until cancelled."""

@@ -35,7 +35,6 @@ from voiceagent.wire_text import printable
 logger = logging.getLogger(__name__)
 
 FRAME_MS = 40  # outbound: a media message per 40 ms (the caller's come in 20 ms frames)
-UNKNOWN_MARK_LOG_EVERY_S = 10.0  # after the first, a call's unknown-mark warnings this often
 DTMF_KEYS = frozenset("0123456789*#ABCD")  # a keypad's; anything else from the wire is dropped
 DIGITS_KEPT = 256  # ``PhoneTransport.digits``: a call's newest keys (the older ones counted)
 KEYPAD_LINE_MAX = 64  # keys in one line of keypad text (``dtmf_text``); more are dropped
@@ -96,9 +95,6 @@ class PhoneSpeaker(PacedSpeaker):
         self._line: deque[_Sent | str] = deque()
         self._anchor = origin  # when Twilio started playing the head of ``_line``
         self._clearing: set[str] = set()  # marks a clear will echo
-        # echoed but never sent (or twice): counted, logged sparingly
-        self._unknown = SparseLog(self._log_unknown_mark, self._log_unknown_marks,
-                                  every_s=UNKNOWN_MARK_LOG_EVERY_S)  # fmt: skip
 
     @property
     def sample_rate(self) -> int:
@@ -197,34 +193,13 @@ class PhoneSpeaker(PacedSpeaker):
             self.cleared.append(name)
             return
         if name not in self._line:
-            self._unknown(printable(name))
+            self._unknown_mark(name)
             return
         while self._line.popleft() != name:
             pass
         self._anchor = time.monotonic()
         self.confirmed.append(name)
         self._check_played()
-
-    @property
-    def unknown_marks(self) -> int:
-        """Marks echoed but never sent (or twice): the first logged; then a line (a count, or
-        after a quiet while the next by name) at most every ``UNKNOWN_MARK_LOG_EVERY_S``, and
-        the count at the call's end (``report_unknown_marks``): thousands of them are a few
-        log lines (``sparse_log``)."""
-        return self._unknown.total
-
-    @staticmethod
-    def _log_unknown_mark(name: str) -> None:
-        logger.warning("mark %s echoed but never sent (or echoed twice): ignored", name)
-
-    @staticmethod
-    def _log_unknown_marks(untold: int, total: int) -> None:
-        logger.warning("%d more marks echoed but never sent (or echoed twice), %d in the "
-                       "call: ignored", untold, total)  # fmt: skip
-
-    def report_unknown_marks(self) -> None:
-        """Log the unknown marks not logged yet (the call is ending)."""
-        self._unknown.flush()
 
     def interrupt(self) -> None:
         """Barge-in: ``clear`` Twilio's buffer; what the caller heard is corrected now.

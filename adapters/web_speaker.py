@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 from voiceagent import audio, ports
 from voiceagent.adapters.line_clock import PacedSpeaker, SpokenSegment
-from voiceagent.wire_text import printable
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +58,6 @@ class WebSpeaker(PacedSpeaker):
         self.marks_sent: list[str] = []
         self.confirmed: list[str] = []  # echoed by the page: heard to the end
         self.cleared: list[str] = []  # outstanding at a clear: not heard to the end
-        self.unknown_marks = 0
         self.clears = 0
         self.clears_answered = 0  # the page said where each clear stopped it
         self.heard_correction = 0  # samples the page's exact report took off the estimate
@@ -133,10 +131,7 @@ class WebSpeaker(PacedSpeaker):
         if at is None and name in self.cleared:
             return  # confirmed as the clear went out: it was cut all the same
         if at is None:
-            self.unknown_marks += 1
-            if self.unknown_marks == 1:
-                logger.warning("mark %s confirmed but never sent (or twice): ignored",
-                               printable(name))  # fmt: skip
+            self._unknown_mark(name)
             return
         self.confirmed.append(name)
         self.progress(max(at, position or 0))

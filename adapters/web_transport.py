@@ -248,6 +248,7 @@ class WebTransport:
 
     def hang_up(self) -> None:
         """The page is gone: ``incoming()`` ends, and nothing more is sent."""
+        self.speaker.report_unknown_marks()
         self.hung_up = True
         self._inbox.close()
         self._outbox.close()
