@@ -8,6 +8,10 @@ STAMP  := $(VENV)/.installed
 # mypy reads a regular (non-editable) install from outside the checkout: an editable
 # install maps voiceagent.adapters/tools through an import hook that mypy cannot follow.
 TYPECHECK := $(VENV)/typecheck
+# Most tests wait on real time (audio paced to the clock, servers over sockets): two workers
+# halve the suite on a 2-core machine. Each takes a whole file (tests in a file share its
+# servers); the fuzz seed is drawn once, before the workers start (tests/conftest.py).
+TEST_WORKERS ?= 2
 
 .PHONY: demo test lint typecheck pytest bench clean system peers
 
@@ -40,7 +44,7 @@ typecheck: $(STAMP)
 		--python-executable ../bin/python -p voiceagent
 
 pytest: $(STAMP) peers
-	$(BIN)/python -m pytest --durations=15
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 peers: $(PEERS_STAMP)
 
