@@ -155,3 +155,16 @@ async def test_a_stream_must_be_entered_before_iterating() -> None:
     stream = client.stream([{"role": "user", "content": "hi"}])
     with pytest.raises(RuntimeError, match="async with"):
         await stream.__anext__()
+
+
+async def test_warm_builds_the_pooled_client_that_the_first_request_then_uses() -> None:
+    from voiceagent.llm.pool import _CLIENTS
+
+    async with ElectronServer(ttft_ms=5, token_ms=1) as server:
+        client = ElectronClient(server.base_url, KEY, retry=FAST)
+        assert not _CLIENTS.get(None)  # nothing built yet in this loop
+        client.warm()
+        (built,) = _CLIENTS.get({}).values()
+        await fire([client], 2)
+        assert list(_CLIENTS.get({}).values()) == [built]  # used, not built again
+    assert len(server.requests) == 2

@@ -197,6 +197,7 @@ async def serve(setup: PhoneSetup) -> int:
             reuse_port=getattr(args, "reuse_port", False),  # one of --workers N
             health=worker_health(args),
         )
+        _warm_up(setup, base_url)
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             await server.start()
             # what the process built to start (modules, the agent, clients) lives as long as
@@ -213,6 +214,17 @@ async def serve(setup: PhoneSetup) -> int:
             await server.drain(args.drain_s)
     print(f"served {server.calls_served} call(s)", file=sys.stderr)
     return 0
+
+
+def _warm_up(setup: PhoneSetup, base_url: str) -> None:
+    """What the first call would build inside the event loop while every call waits (lag
+    spikes and late frames when calls come in a burst): the call's modules, the μ-law
+    tables, the pooled HTTP client of the LLM."""
+    from voiceagent import audio, session, session_events  # noqa: F401  (as _call does)
+    from voiceagent.llm import ElectronClient
+
+    audio.ulaw_decode(audio.ulaw_encode(bytes(2)))
+    ElectronClient(base_url, setup.endpoint.api_key, model=setup.agent.model).warm()
 
 
 def worker_health(args: argparse.Namespace) -> dict[str, object]:

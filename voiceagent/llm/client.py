@@ -102,6 +102,12 @@ class ElectronClient:
             f"plan={self.plan!r}, {key}{headers})"
         )
 
+    def warm(self) -> None:
+        """Build the pooled HTTP client now, in the running loop, instead of at the first
+        request: constructing it imports the HTTP stack (httpx's transport, its connection
+        pool: a tenth of a second), which inside a server's first call stalls every call."""
+        _ = shared_openai_client(self.base_url, self._api_key, self._headers).chat.completions
+
     def stream(
         self,
         messages: Sequence[Message],
