@@ -100,10 +100,12 @@ async def test_speech_while_the_agent_talks_cuts_it_and_history_keeps_what_was_h
         "the caller has plenty of time to interrupt it before it reaches its end."
     )
     script = [{"text": long_answer}, {"text": "Sure, go ahead."}]
+    # the interruption comes 6 s in: the answer (about 10 s of speech) has begun by then even
+    # when whisper is slow on a loaded machine (at 3.5 s it once had not: no barge-in at all)
     wav = conversation_wav(
         tmp_path / "barge.wav",
-        [(0.3, "tell me something"), (3.5, "stop please")],
-        total_s=8.0,
+        [(0.3, "tell me something"), (6.0, "stop please")],
+        total_s=10.5,
     )
     out, transcript = tmp_path / "reply.wav", tmp_path / "transcript.jsonl"
     session, events = await run_session(wav, out, transcript, script=script, ms_per_char=60)
