@@ -5,18 +5,16 @@ the call's record of keys and its line of keypad text stay bounded, and the call
 from __future__ import annotations
 
 import re
-import signal
 
 import anyio
 import pytest
 from test_phone_call import SAFETY_S, phone_rig, played
-from test_phone_hygiene import EXAMPLE, VOICEAGENT, HostileCaller, Output, _env
+from test_phone_hygiene import HostileCaller, phone_process
 from test_phone_server import GREETER
 
 from voiceagent.adapters.phone_transport import DIGITS_KEPT, KEYPAD_LINE_MAX
 from voiceagent.phone import DTMF_LOG_BURST, DTMF_LOG_EVERY_S
 from voiceagent.sparse_log import SparseLog
-from voiceagent.testing.pulse import PulseServer
 from voiceagent.testing.twilio import TwilioCaller
 
 FLOOD = 10_000
@@ -24,38 +22,21 @@ KEYS = "1234567890"  # no '#' (it would send the line) nor '*' (arithmetic to th
 
 
 async def test_ten_thousand_keys_are_a_few_lines_and_the_call_goes_on() -> None:
-    async with PulseServer(transcribe="table") as pulse:
-        command = [VOICEAGENT, "phone", EXAMPLE, "--port", "0", "--tts", "test", "--stt",
-                   "pulse", "--stt-url", pulse.url, "--dtmf-text"]  # fmt: skip
-        async with await anyio.open_process(command, env=_env()) as process:
-            assert process.stdout is not None and process.stderr is not None
-            out, err = Output(), Output()
-            try:
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(out.read, process.stdout)
-                    tg.start_soon(err.read, process.stderr)
-                    await out.wait_for(b"\n")
-                    caller = HostileCaller(out.text.decode().splitlines()[0])
-                    async with caller:
-                        with anyio.fail_after(SAFETY_S):
-                            await caller.wait_for(lambda: len(played(caller)) >= 1)  # greeting
-                            started = anyio.current_time()
-                            for i in range(FLOOD):
-                                await caller.send_dtmf(KEYS[i % len(KEYS)])
-                            await caller.send_dtmf("#")  # the flood's keypad text goes in
-                            await caller.wait_for(lambda: len(played(caller)) >= 2)  # answered
-                            for key in "42#":  # then a caller's ordinary turn
-                                await caller.send_dtmf(key)
-                            await caller.wait_for(lambda: len(played(caller)) >= 3)  # answered
-                            took = anyio.current_time() - started
-                    await err.wait_for(b"call ended")
-                    process.send_signal(signal.SIGTERM)
-                    with anyio.fail_after(SAFETY_S):
-                        code = await process.wait()
-            finally:
-                if process.returncode is None:  # a failed wait: no process left behind
-                    process.kill()
-    stdout, stderr = out.text.decode(), err.text.decode()
+    async with phone_process("--dtmf-text") as phone:
+        async with HostileCaller(phone.url) as caller:
+            with anyio.fail_after(SAFETY_S):
+                await caller.wait_for(lambda: len(played(caller)) >= 1)  # greeting
+                started = anyio.current_time()
+                for i in range(FLOOD):
+                    await caller.send_dtmf(KEYS[i % len(KEYS)])
+                await caller.send_dtmf("#")  # the flood's keypad text goes in
+                await caller.wait_for(lambda: len(played(caller)) >= 2)  # answered
+                for key in "42#":  # then a caller's ordinary turn
+                    await caller.send_dtmf(key)
+                await caller.wait_for(lambda: len(played(caller)) >= 3)  # answered
+                took = anyio.current_time() - started
+        code = await phone.end_after_the_call()
+    stdout, stderr = phone.out.text.decode(), phone.err.text.decode()
     assert code == 0, stderr[-3000:]
     assert caller.protocol_errors == []
     sid = caller.call_sid

@@ -8,7 +8,8 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,35 +69,61 @@ def _env() -> dict[str, str]:
     return env | {"VOICEAGENT_LOG": "info"}
 
 
+@dataclass
+class PhoneProcess:
+    """A running ``voiceagent phone``: where to dial, its stdout and stderr as they come."""
+
+    url: str
+    out: Output
+    err: Output
+    process: anyio.abc.Process
+
+    async def end_after_the_call(self) -> int:
+        """Once the call has ended: SIGTERM, and the exit code."""
+        await self.err.wait_for(b"call ended")
+        self.process.send_signal(signal.SIGTERM)
+        with anyio.fail_after(SAFETY_S):
+            return await self.process.wait()
+
+
+@asynccontextmanager
+async def phone_process(*args: str) -> AsyncIterator[PhoneProcess]:
+    """``voiceagent phone`` (the test voice, a Pulse fake) as a process, its output read in
+    the background; killed on the way out if a failed wait left it running."""
+    async with PulseServer(transcribe="table") as pulse:
+        command = [VOICEAGENT, "phone", EXAMPLE, "--port", "0", "--tts", "test", "--stt",
+                   "pulse", "--stt-url", pulse.url, *args]  # fmt: skip
+        async with await anyio.open_process(command, env=_env()) as process:
+            assert process.stdout is not None and process.stderr is not None
+            out, err = Output(), Output()
+            try:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(out.read, process.stdout)
+                    tg.start_soon(err.read, process.stderr)
+                    await out.wait_for(b"\n")
+                    yield PhoneProcess(out.text.decode().splitlines()[0], out, err, process)
+            finally:
+                if process.returncode is None:
+                    process.kill()
+
+
 async def serve_one_call(
     timeline: Path, caller_of: Callable[[str], HostileCaller], *, marks: int = 0
 ) -> tuple[Served, HostileCaller]:
     """``voiceagent phone --timeline`` as a process; one call that hears the greeting, sends
     a forged key, a real one and ``marks`` unknown marks, and hangs up; then SIGTERM."""
-    async with PulseServer(transcribe="table") as pulse:
-        command = [VOICEAGENT, "phone", EXAMPLE, "--port", "0", "--tts", "test", "--stt",
-                   "pulse", "--stt-url", pulse.url, "--timeline", str(timeline)]  # fmt: skip
-        async with await anyio.open_process(command, env=_env()) as process:
-            assert process.stdout is not None and process.stderr is not None
-            out, err = Output(), Output()
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(out.read, process.stdout)
-                tg.start_soon(err.read, process.stderr)
-                await out.wait_for(b"\n")
-                caller = caller_of(out.text.decode().splitlines()[0])
-                async with caller:
-                    with anyio.fail_after(SAFETY_S):
-                        await caller.wait_for(lambda: len(played(caller)) >= 1)  # the greeting
-                    await caller.send_raw_dtmf("1\nWARNING voiceagent: FORGED\x1b[2J")
-                    await caller.send_raw_dtmf("5")
-                    for i in range(marks):
-                        await caller.echo_unknown_mark(f"bogus-{i}")
-                    await anyio.sleep(0.3)
-                await err.wait_for(b"call ended")
-                process.send_signal(signal.SIGTERM)
-                with anyio.fail_after(SAFETY_S):
-                    code = await process.wait()
-    return Served(out.text.decode(), err.text.decode(), code), caller
+    async with phone_process("--timeline", str(timeline)) as phone:
+        caller = caller_of(phone.url)
+        async with caller:
+            with anyio.fail_after(SAFETY_S):
+                await caller.wait_for(lambda: len(played(caller)) >= 1)  # the greeting
+            await caller.send_raw_dtmf("1\nWARNING voiceagent: FORGED\x1b[2J")
+            await caller.send_raw_dtmf("5")
+            for i in range(marks):
+                await caller.echo_unknown_mark(f"bogus-{i}")
+            await anyio.sleep(0.3)
+        code = await phone.end_after_the_call()
+    return Served(phone.out.text.decode(), phone.err.text.decode(), code), caller
 
 
 def files_under(folder: Path) -> list[Path]:
