@@ -167,6 +167,12 @@ class PulseStream:
         )
         self.reconnects = 0
 
+    @property
+    def frame_bytes(self) -> int:
+        """Audio leaves in frames of this many bytes; the rest is held until more comes (or a
+        finalize/close pads it): a feeder need not hand over less (``TurnTaker`` does not)."""
+        return self._frame_bytes
+
     # -- the STTStream protocol ------------------------------------------------------------
 
     async def send_audio(self, audio: bytes) -> None:

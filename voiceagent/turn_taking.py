@@ -142,10 +142,12 @@ class TurnTaker:
             vad_pcm = self._to_vad.process(pcm) if self._to_vad is not None else pcm
             for event in self.vad.process(vad_pcm):
                 self._speech_event(event)
+        due = False
         if self._feed is not None and self._to_stt is not None:
-            self._feed.audio(self._to_stt.convert(pcm), duration)
+            due = self._feed.audio(self._to_stt.convert(pcm), duration)
         self._maybe_finalize()
-        await anyio.lowlevel.checkpoint()  # the feed sends the frame now if the STT takes it
+        if due:  # the feed sends now (the STT gets the audio as it comes, not after more)
+            await anyio.lowlevel.checkpoint()
 
     def _maybe_finalize(self) -> None:
         """Finalize the STT once the end of turn is due (checked on audio and on STT events):
@@ -201,7 +203,14 @@ class TurnTaker:
 
 class _STTFeed:
     """The STT's input, sent by its own task in order: audio, and a finalize behind the audio
-    before it. Holds at most ``max_ms`` of audio; past that the oldest is dropped, counted."""
+    before it. Holds at most ``max_ms`` of audio; past that the oldest is dropped, counted.
+
+    An STT stream that sends audio in whole frames of ``frame_bytes`` (Pulse: 100 ms), holding
+    the rest until more comes or a finalize, says so with that attribute: the task is then
+    woken when the audio queued completes one of the stream's frames (or at a finalize), not
+    for every piece of input, so each frame leaves exactly when it did before. Waking it per
+    40 ms piece cost a task switch and two events per piece per call (bench/phone_load.py).
+    """
 
     def __init__(self, stream: STTStream, max_ms: float) -> None:
         self.stream = stream
@@ -209,13 +218,19 @@ class _STTFeed:
         self.dropped_ms = 0.0
         self._queue: deque[tuple[bytes, float] | None] = deque()  # None: finalize
         self._queued_ms = 0.0
-        self._wake = anyio.Event()
-        self._flushed = anyio.Event()  # set while nothing is queued or being sent
-        self._flushed.set()
+        self._frame_bytes = max(0, int(getattr(stream, "frame_bytes", 0) or 0))
+        self._queued_bytes = 0  # audio in the queue
+        self._partial = 0  # audio the stream holds short of a frame (as it frames it)
+        self._wake: anyio.Event | None = None  # set while the task waits for more
+        self._sending = False  # the task holds an item it has not finished sending
+        self._flushed: anyio.Event | None = None  # for ``drained``: set when nothing is left
 
-    def audio(self, pcm: bytes, ms: float) -> None:
-        self._put((pcm, ms))
+    def audio(self, pcm: bytes, ms: float) -> bool:
+        """Queue ``pcm``; True if the sending task has something to send now (woken, or
+        still busy with what came before): the caller lets it run."""
+        self._queue.append((pcm, ms))
         self._queued_ms += ms
+        self._queued_bytes += len(pcm)
         while self._queued_ms > self.max_ms:
             oldest = next(i for i, item in enumerate(self._queue) if item is not None)
             dropped = self._queue[oldest]
@@ -228,35 +243,64 @@ class _STTFeed:
                     self.max_ms / 1000,
                 )
             self._queued_ms -= dropped[1]
+            self._queued_bytes -= len(dropped[0])
             self.dropped_ms += dropped[1]
+        if self._partial + self._queued_bytes < self._frame_bytes:
+            return False  # no frame of the stream's is complete yet: it would only hold it
+        self._wake_task()
+        return True
 
     def finalize(self) -> None:
-        self._put(None)
+        self._queue.append(None)
+        self._wake_task()
 
-    def _put(self, item: tuple[bytes, float] | None) -> None:
-        self._queue.append(item)
-        if self._flushed.is_set():
-            self._flushed = anyio.Event()
-        self._wake.set()
+    def _wake_task(self) -> None:
+        if self._wake is not None:  # else the task is sending: it takes the rest when done
+            self._wake.set()
+            self._wake = None
 
     async def run(self) -> None:
         while True:
             if not self._queue:
-                self._flushed.set()
-                self._wake = anyio.Event()
-                await self._wake.wait()
+                if self._flushed is not None:
+                    self._flushed.set()
+                self._wake = wake = anyio.Event()
+                await wake.wait()
                 continue
             item = self._queue.popleft()
-            if item is None:
-                await self.stream.finalize()
-            else:
-                self._queued_ms -= item[1]
-                await self.stream.send_audio(item[0])
+            self._sending = True
+            try:
+                if item is None:
+                    await self.stream.finalize()
+                    self._partial = 0  # what it held went with the finalize
+                else:
+                    pcm = self._take_audio(item)
+                    await self.stream.send_audio(pcm)
+                    if self._frame_bytes:
+                        self._partial = (self._partial + len(pcm)) % self._frame_bytes
+            finally:
+                self._sending = False
+
+    def _take_audio(self, first: tuple[bytes, float]) -> bytes:
+        """``first`` and, for a stream that frames, the audio queued right behind it: one
+        send for what a wake-up found (the pieces of a frame), not one per piece."""
+        pieces, ms = [first[0]], first[1]
+        if self._frame_bytes:
+            while self._queue and (behind := self._queue[0]) is not None:
+                self._queue.popleft()
+                pieces.append(behind[0])
+                ms += behind[1]
+        self._queued_ms -= ms
+        pcm = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        self._queued_bytes -= len(pcm)
+        return pcm
 
     async def drained(self) -> None:
         """Until everything queued has been sent (or dropped)."""
-        while not self._flushed.is_set():
-            await self._flushed.wait()
+        self._wake_task()  # audio short of a frame goes now: nothing more is coming
+        while self._queue or self._sending:
+            self._flushed = flushed = anyio.Event()
+            await flushed.wait()
 
 
 class _Converter:
