@@ -117,6 +117,11 @@ class SegmentedSource(Protocol):
     @property
     def playing(self) -> SpokenSegment | None: ...
 
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and nothing still sounding: a read would give nothing."""
+        ...
+
     def read(self, n_samples: int, position: int) -> bytes: ...
 
     def watch_segment_ends(self, callback: Callable[[SpokenSegment, int], None] | None) -> None: ...
@@ -181,11 +186,19 @@ class PacedSpeaker:
 
     def frames_due(self, horizon: float) -> None:
         """Every frame due to leave before ``horizon`` (the line clock's tick)."""
-        if self._playing is None:
+        playing, source = self._playing, self._source
+        if playing is None:
             return
         while self.origin + (self._k - self.lead_frames) * self.frame_s < horizon:
-            self._frame(self._playing, self._k * self.frame_samples)
+            if source is None or not source.idle or self._ends or not self._quiet_frame():
+                self._frame(playing, self._k * self.frame_samples)
             self._k += 1
+
+    def _quiet_frame(self) -> bool:
+        """A frame while the source is idle: True if nothing goes down the line for it, so it
+        is not read at all. Reading an idle queue every frame of every call was most of what
+        a listening line cost its speaker (bench/phone_load.py --silent)."""
+        return True
 
     def _segment_ended(self, segment: SpokenSegment, end_position: int) -> None:
         self._ends.append((segment, end_position))

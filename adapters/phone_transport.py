@@ -131,6 +131,12 @@ class PhoneSpeaker(PacedSpeaker):
         playing = self._source.playing if self._source is not None else None
         self._media(pcm[2 * offset :], playing, pad=self.frame_samples - got)
 
+    def _quiet_frame(self) -> bool:
+        if self.idle_silence:
+            return False  # a silent frame is sent: read as any other
+        self._skipped = True  # idle: nothing goes down the line
+        return True
+
     def _resume(self, position: int) -> None:
         """Audio after frames left unsent: the carrier plays what it holds, then waits; the
         wait goes on the record as silence, and a silent pad makes sample ``position`` play

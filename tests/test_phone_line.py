@@ -48,6 +48,8 @@ class LateWord:
     def playing(self) -> Segment | None:
         return self.segment
 
+    idle = False  # read every frame: it says where its word begins only by reading
+
     def watch_segment_ends(self, callback: Callable[[Segment, int], None] | None) -> None:
         self._on_end = callback
 
@@ -114,3 +116,39 @@ async def test_audio_after_an_idle_gap_plays_at_its_time_on_the_session_clock() 
     padded = sum(len(f) for f in frames[:first_sound])
     padded += len(frames[first_sound]) - len(frames[first_sound].lstrip(silent))
     assert 0 < padded < waited
+
+
+class QuietThenWord(LateWord):
+    """``LateWord`` that says it is idle (nothing queued) until ``wakes_at`` on the clock, as
+    a speech queue is until a phrase is queued; counts the reads made while idle."""
+
+    def __init__(self, start: int, length: int, wakes_at: float) -> None:
+        super().__init__(start, length)
+        self.wakes_at = wakes_at
+        self.reads = 0
+        self.reads_while_idle = 0
+
+    @property  # type: ignore[override]
+    def idle(self) -> bool:
+        return time.monotonic() < self.wakes_at
+
+    def read(self, n_samples: int, position: int) -> bytes:
+        self.reads += 1
+        self.reads_while_idle += self.idle
+        return super().read(n_samples, position)
+
+
+async def test_an_idle_source_is_not_read_and_its_audio_still_plays_at_its_time() -> None:
+    sent: list[str] = []
+    origin = time.monotonic()
+    word = QuietThenWord(start=8 * 320, length=1500, wakes_at=origin + 0.2)
+    speaker = PhoneSpeaker("MZ1", sent.append, origin=origin)
+    with anyio.move_on_after(0.9):
+        await speaker.play(word)
+    assert word.reads_while_idle == 0  # 0.2 s idle: five frames passed without a read
+    assert 0 < word.reads <= round((0.9 - 0.2) / speaker.frame_s) + speaker.lead_frames + 1
+    # the word plays where it is due, after a pad, with its mark: as when read every frame
+    (gap, waited), (segment, samples), mark, _ = speaker._line
+    assert gap is None and segment is word.segment and samples == word.length
+    assert mark == "1"
+    assert abs(speaker._anchor + waited / RATE - (origin + word.start / RATE)) <= 2 / RATE
