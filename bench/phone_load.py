@@ -17,10 +17,13 @@ callers heard it (the playback model's clock), late frames (the caller's playbac
 dry in the middle of a segment) and failed calls. The callers' own loop lag is printed too:
 above a few ms the caller side (core 1), not the bot, is what limits the figures.
 ``--silent`` also measures N callers who never speak, ours and the echo bot: what a call's
-frames cost alone (both ways, listening, pacing), before any turn.
+frames cost alone (both ways, listening, pacing), before any turn. ``--floor`` also measures
+the echo bot that hears each call through the Pulse fake (``echo_bot.py --listen``): the least
+any bot that listens through a remote STT costs, next to the plain echo.
 
-Run: ``.venv/bin/python bench/phone_load.py [--n 1,50,200,400] [--turns 3] [--silent] [--quick]
-[--profile N --profile-out FILE]`` (400 calls take a few minutes; progress on stderr).
+Run: ``.venv/bin/python bench/phone_load.py [--n 1,50,200,400] [--turns 3] [--silent]
+[--floor] [--quick] [--profile N --profile-out FILE]`` (400 calls take a few minutes; progress
+on stderr).
 """
 
 from __future__ import annotations
@@ -236,9 +239,9 @@ def bot_argv(f: Fakes, loop_name: str, max_calls: int | None = None) -> list[str
                              *limit])  # fmt: skip
 
 
-def echo_argv(loop_name: str, stack: str = "websockets") -> list[str]:
+def echo_argv(loop_name: str, stack: str = "websockets", listen: str | None = None) -> list[str]:
     echo = [PYTHON, str(BENCH / "echo_bot.py"), "--loop", loop_name, "--stack", stack]
-    return pinned(BOT_CORE, echo)
+    return pinned(BOT_CORE, [*echo, "--listen", listen] if listen else echo)
 
 
 # --- the callers (worker processes on core 1) ----------------------------------------------
@@ -536,16 +539,20 @@ def run_callers(
 def measure(
     folder: Path, label: str, n: int, f: Fakes | None, wavs: list[Path], options: list[str],
     *, profile_out: Path | None = None, rss_every_s: float = 0.0, max_calls: int | None = None,
-    loop_name: str = "uvloop", echo_stack: str = "websockets",
+    loop_name: str = "uvloop", echo_stack: str = "websockets", listen: str | None = None,
 ) -> Row:  # fmt: skip
-    """One bot (ours, or the echo baseline when ``f`` is None) under N callers, on the event
-    loop ``loop_name``."""
+    """One bot (ours, or the echo baseline when ``f`` is None; with ``listen``, the echo that
+    also hears each call through that STT) under N callers, on the event loop ``loop_name``."""
     row = Row(label, n, loop_name)
     lag_file = folder / f"{label}-{n}-lag.jsonl"
     # The Lightning fake has no account limit: neither has the bot (else every call's reply
     # queues behind one slot, ~0.8 s a call, and at N=50 the callers time out).
     env = {**os.environ, LAG_ENV: str(lag_file), "LIGHTNING_MAX_CONCURRENT": "0"}
-    argv = bot_argv(f, loop_name, max_calls) if f is not None else echo_argv(loop_name, echo_stack)
+    argv = (
+        bot_argv(f, loop_name, max_calls)
+        if f is not None
+        else echo_argv(loop_name, echo_stack, listen)
+    )
     with spawned(f"{label}-{n}-bot", argv, folder, env) as bot:
         url = bot.first_line()
         time.sleep(1.5)  # the ticker's first lines; the process settled
@@ -657,6 +664,38 @@ def measure_stacks(folder: Path, wavs: list[Path], n: int, call_s: float, loop_n
           f"valid: {'no: ' + invalid if invalid else 'yes'}")  # fmt: skip
 
 
+def measure_floor(
+    folder: Path, table: Path, wavs: list[Path], n: int, call_s: float, loop_name: str
+) -> list[Row]:
+    """The echo bot, and the echo bot that also hears each call (``echo_bot.py --listen``:
+    μ-law decoded, webrtcvad, 100 ms frames to the Pulse fake), under the same N callers: what
+    hearing a caller through a remote STT costs at least, before any turn."""
+    options = ["--mode", "echo", "--call-s", str(call_s)]
+    note(f"N={n}: floor: echo ({loop_name})")
+    echo = measure(folder, "echo", n, None, wavs, options, loop_name=loop_name)
+    note(f"N={n}: floor: echo that listens ({loop_name})")
+    with fakes(folder, table, n) as f:
+        heard = measure(folder, "listen", n, None, wavs, options, loop_name=loop_name,
+                        listen=f.stt_url)  # fmt: skip
+    return [echo, heard]
+
+
+def print_floor(rows: list[Row], ours: list[Row]) -> None:
+    print("the floor: the echo bot, and the echo bot that also hears each call through the "
+          "Pulse fake (decode, webrtcvad, 100 ms frames); ours (with turns) from the table "
+          "above")  # fmt: skip
+    print(f"{'N':>4} {'echo':>6} {'listen':>7} {'listen/echo':>11} {'ours':>6} "
+          f"{'ours/listen':>11} {'fail':>4} {'loop':<7} valid")  # fmt: skip
+    for echo, heard in zip(rows[::2], rows[1::2], strict=True):
+        mine = next((r for r in ours if r.n == echo.n and r.loop == echo.loop), None)
+        cpu = mine.cpu_per_call_min if mine is not None else math.nan
+        invalid = "; ".join(f"{r.label}: {r.invalid}" for r in (echo, heard) if r.invalid)
+        print(f"{echo.n:>4} {echo.cpu_per_call_min:>6.3f} {heard.cpu_per_call_min:>7.3f} "
+              f"{heard.cpu_per_call_min / echo.cpu_per_call_min:>10.2f}x {cpu:>6.3f} "
+              f"{cpu / heard.cpu_per_call_min:>10.2f}x {echo.failed + heard.failed:>4} "
+              f"{echo.loop:<7} {'no: ' + invalid if invalid else 'yes'}")  # fmt: skip
+
+
 def note(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
@@ -702,6 +741,7 @@ def orchestrate(args: argparse.Namespace) -> int:
     call_s = 8.0 if args.quick else args.call_s
     rows: list[Row] = []
     silent: list[Row] = []
+    floor: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="phone_load-") as tmp:
         folder = Path(args.keep) if args.keep else Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
@@ -726,6 +766,8 @@ def orchestrate(args: argparse.Namespace) -> int:
                     note(fmt(row))
                 if args.silent:
                     silent += measure_silent(folder, table, wavs, n, call_s, name)
+                if args.floor:
+                    floor += measure_floor(folder, table, wavs, n, call_s, name)
         print("phone load: one bot process on core 0; fakes and callers (on uvloop) on core 1")
         print(
             "CPU s/call-min = bot CPU seconds per minute of call; lag = oversleep of a 10 ms "
@@ -755,10 +797,12 @@ def orchestrate(args: argparse.Namespace) -> int:
                       "above are the admitted calls'")  # fmt: skip
         if silent:
             print_silent(silent, call_s)
+        if floor:
+            print_floor(floor, rows[::2])
         if args.stacks:
             for n in ns:
                 measure_stacks(folder, wavs, n, call_s, loops[0])
-        for row in rows + silent:
+        for row in rows + silent + floor:
             for error in row.errors:
                 print(f"N={row.n} {row.label}: {error}")
         if args.profile_out and Path(args.profile_out).exists():
@@ -778,6 +822,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", help="keep logs and records in this folder")
     parser.add_argument(
         "--silent", action="store_true", help="also silent calls per N: the per-frame cost alone"
+    )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also per N the echo bot that hears each call through the Pulse fake (the least "
+        "any bot that listens through a remote STT costs) next to the plain echo",
     )
     parser.add_argument("--max-calls", type=int, help="run our bot with --max-calls M")
     parser.add_argument(
