@@ -16,7 +16,8 @@ BENCH = Path(__file__).resolve().parent.parent / "bench" / "phone_load.py"
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng (the callers)")
 def test_quick_run_prints_the_table() -> None:
     done = subprocess.run(
-        [sys.executable, str(BENCH), "--quick", "--n", "3", "--silent", "--max-calls", "2"],
+        [sys.executable, str(BENCH), "--quick", "--n", "3", "--silent", "--floor",
+         "--max-calls", "2"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
@@ -26,6 +27,11 @@ def test_quick_run_prints_the_table() -> None:
     n, ours, echo, _ratio, _core0, _echo0, failed, loop, *_valid = silent[2].split()
     assert n == "3" and float(ours) > 0 and float(echo) > 0 and failed == "0", silent
     assert loop == "uvloop", silent  # the bots' loop by default
+    # the floor: the echo bot, and the one that also hears each call through the Pulse fake
+    floor = done.stdout.split("the floor: ")[1].splitlines()
+    n, echo, heard, _ratio, ours, _ours_ratio, failed, loop, *_valid = floor[2].split()
+    assert n == "3" and float(heard) > 0 and float(echo) > 0 and failed == "0", floor
+    assert float(ours) > 0, floor
     # each run says whether the caller side kept up (then its ratio is counted)
     assert "valid" in done.stdout and (
         "ours/echo CPU per call-minute" in done.stdout
