@@ -22,19 +22,22 @@ the echo bot that hears each call through the Pulse fake (``echo_bot.py --listen
 any bot that listens through a remote STT costs, next to the plain echo.
 
 Run: ``.venv/bin/python bench/phone_load.py [--n 1,50,200,400] [--turns 3] [--silent]
-[--floor] [--quick] [--profile N --profile-out FILE]`` (400 calls take a few minutes; progress
-on stderr).
+[--floor] [--repeat K] [--quick] [--profile N --profile-out FILE]`` (400 calls take a few
+minutes; progress on stderr). ``--repeat K`` measures each N K times and prints the median
+ratios: on a shared machine one run's figures move by 10-20 % with the machine's load.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import itertools
 import json
 import math
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -683,17 +686,36 @@ def measure_floor(
 def print_floor(rows: list[Row], ours: list[Row]) -> None:
     print("the floor: the echo bot, and the echo bot that also hears each call through the "
           "Pulse fake (decode, webrtcvad, 100 ms frames); ours (with turns) from the table "
-          "above")  # fmt: skip
+          "above, the run before")  # fmt: skip
     print(f"{'N':>4} {'echo':>6} {'listen':>7} {'listen/echo':>11} {'ours':>6} "
           f"{'ours/listen':>11} {'fail':>4} {'loop':<7} valid")  # fmt: skip
-    for echo, heard in zip(rows[::2], rows[1::2], strict=True):
-        mine = next((r for r in ours if r.n == echo.n and r.loop == echo.loop), None)
-        cpu = mine.cpu_per_call_min if mine is not None else math.nan
+    for echo, heard, mine in zip(rows[::2], rows[1::2], ours, strict=True):
+        cpu = mine.cpu_per_call_min
         invalid = "; ".join(f"{r.label}: {r.invalid}" for r in (echo, heard) if r.invalid)
         print(f"{echo.n:>4} {echo.cpu_per_call_min:>6.3f} {heard.cpu_per_call_min:>7.3f} "
               f"{heard.cpu_per_call_min / echo.cpu_per_call_min:>10.2f}x {cpu:>6.3f} "
               f"{cpu / heard.cpu_per_call_min:>10.2f}x {echo.failed + heard.failed:>4} "
               f"{echo.loop:<7} {'no: ' + invalid if invalid else 'yes'}")  # fmt: skip
+
+
+def print_medians(rows: list[Row], floor: list[Row]) -> None:
+    """The ratios of repeated runs and their medians: on a shared machine one run's echo
+    figure moves by 10-20 % from one minute to the next, so one ratio says little."""
+    pairs = list(zip(rows[::2], rows[1::2], strict=True))
+    keys = sorted({(ours.n, ours.loop) for ours, _ in pairs})
+    for n, loop_name in keys:
+        for label, ratios in (
+            ("ours/echo", [o.cpu_per_call_min / e.cpu_per_call_min for o, e in pairs
+                           if (o.n, o.loop) == (n, loop_name) and not (o.invalid or e.invalid)]),
+            ("listen/echo", [h.cpu_per_call_min / e.cpu_per_call_min
+                             for e, h in zip(floor[::2], floor[1::2], strict=True)
+                             if (e.n, e.loop) == (n, loop_name)
+                             and not (e.invalid or h.invalid)]),
+        ):  # fmt: skip
+            if ratios:
+                runs = ", ".join(f"{r:.2f}x" for r in ratios)
+                print(f"N={n} {loop_name}: {label} median {statistics.median(ratios):.2f}x of "
+                      f"{len(ratios)} valid run(s) ({runs})")  # fmt: skip
 
 
 def note(text: str) -> None:
@@ -732,6 +754,9 @@ def orchestrate(args: argparse.Namespace) -> int:
     if args.stacks and importlib.util.find_spec("picows") is None:
         note("--stacks measures the echo bot on picows too: pip install picows")
         return 2
+    if args.repeat < 1:
+        note(f"--repeat {args.repeat}: at least 1")
+        return 2
     ns = (
         [1, 5]
         if args.quick and not args.n
@@ -748,17 +773,20 @@ def orchestrate(args: argparse.Namespace) -> int:
         table, wavs = write_utterances(folder)
         loops = ["uvloop", "asyncio"] if args.loop == "both" else [args.loop]
         for n in ns:
-            for name in loops:
-                note(f"N={n}: ours ({name})")
+            for name, rep in itertools.product(loops, range(args.repeat)):
+                run = f" run {rep + 1} of {args.repeat}" if args.repeat > 1 else ""
+                note(f"N={n}: ours ({name}){run}")
                 with fakes(folder, table, n) as f:
                     profile = (
-                        Path(args.profile_out) if args.profile == n and args.profile_out else None
+                        Path(args.profile_out)
+                        if args.profile == n and args.profile_out and rep == 0
+                        else None
                     )
                     ours = measure(folder, "ours", n, f, wavs, ["--turns", str(turns)],
                                    profile_out=profile, max_calls=args.max_calls,
                                    loop_name=name)  # fmt: skip
                 rows.append(ours)
-                note(f"N={n}: baseline (echo, {name})")
+                note(f"N={n}: baseline (echo, {name}){run}")
                 echo = ["--mode", "echo", "--call-s", str(call_s)]
                 rows.append(measure(folder, "echo", n, None, wavs, echo, loop_name=name))
                 note(HEADER)
@@ -795,6 +823,8 @@ def orchestrate(args: argparse.Namespace) -> int:
                 print(f"N={n}: {pair[0].refused} of {offered} calls refused (503 or 1013) "
                       f"(--max-calls {args.max_calls}); calls, latencies and late frames "
                       "above are the admitted calls'")  # fmt: skip
+        if args.repeat > 1:
+            print_medians(rows, floor)
         if silent:
             print_silent(silent, call_s)
         if floor:
@@ -828,6 +858,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also per N the echo bot that hears each call through the Pulse fake (the least "
         "any bot that listens through a remote STT costs) next to the plain echo",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="measure each N this many times (ours and echo, and the floor, in turn) and print "
+        "the median ratios: one run's figures move with the machine's load",
     )
     parser.add_argument("--max-calls", type=int, help="run our bot with --max-calls M")
     parser.add_argument(

@@ -56,3 +56,28 @@ def test_short_soak_ends_every_task_and_logs_no_error() -> None:
     assert "memory flat after the warm-up" in out, done.stderr[-2000:]
     assert "PASS  no task left after the calls" in out, out
     assert "PASS  no error in the logs, no failed call" in out, out
+
+
+def test_repeated_runs_print_the_median_of_the_valid_ratios(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sys.path.insert(0, str(BENCH.parent))  # the bench's own modules (load_caller)
+    try:
+        import phone_load
+    finally:
+        sys.path.remove(str(BENCH.parent))
+
+    def row(label: str, cpu_s: float, caller_lag_ms: float = 1.0) -> phone_load.Row:
+        r = phone_load.Row(label, 50, "uvloop")
+        r.call_min, r.cpu_s, r.wall_s, r.caller_lag_p99 = 10.0, cpu_s, 60.0, caller_lag_ms
+        return r
+
+    # three runs of ours and the echo; the second's callers fell behind: not counted
+    rows = [row("ours", 6.0), row("echo", 3.0), row("ours", 9.0, 30.0), row("echo", 3.0),
+            row("ours", 8.0), row("echo", 2.0)]  # fmt: skip
+    floor = [row("echo", 2.0), row("listen", 3.0), row("echo", 2.0), row("listen", 2.8),
+             row("echo", 2.0), row("listen", 3.4)]  # fmt: skip
+    phone_load.print_medians(rows, floor)
+    out = capsys.readouterr().out
+    assert "N=50 uvloop: ours/echo median 3.00x of 2 valid run(s) (2.00x, 4.00x)" in out
+    assert "N=50 uvloop: listen/echo median 1.50x of 3 valid run(s) (1.50x, 1.40x, 1.70x)" in out
