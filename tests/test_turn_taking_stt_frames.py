@@ -11,17 +11,13 @@ espeak-ng speech, so the finalize comes from a real end of turn.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
 
 import anyio
-import anyio.lowlevel
 from session_rig import RATE, needs_offline, spoken
+from stt_plug_rig import QuietStream, turn_taker
 
 from voiceagent import audio
-from voiceagent.ports import STTEvent
-from voiceagent.timeline import SessionClock
-from voiceagent.turn_taking import TurnTaker, Utterance
+from voiceagent.turn_taking import Utterance
 
 PIECE = RATE * 40 // 1000 * 2  # 40 ms of PCM16, as a phone line hands it over
 FRAME = RATE * 100 // 1000 * 2  # the stream's frame: 100 ms
@@ -41,11 +37,12 @@ class Input:
             await anyio.sleep(0.001)  # a little real time between pieces, as a line has
 
 
-class FramedStream:
+class FramedStream(QuietStream):
     """Sends audio in whole frames of ``frame_bytes`` and holds the rest, as Pulse's stream
     does; records which piece of input was the last one given when each frame left."""
 
     def __init__(self, source: Input, frame_bytes: int | None) -> None:
+        super().__init__()
         if frame_bytes is not None:
             self.frame_bytes = frame_bytes
         self.source = source
@@ -54,7 +51,6 @@ class FramedStream:
         self.pending = bytearray()
         self.frames: list[tuple[int, int]] = []  # (pieces given when it left, bytes)
         self.order: list[int | str] = []  # frames' bytes, or "finalize"
-        self._ended = anyio.Event()
 
     async def send_audio(self, pcm: bytes) -> None:
         self.calls += 1
@@ -74,38 +70,7 @@ class FramedStream:
 
     async def close(self) -> None:
         await self.finalize()
-        self._ended.set()
-
-    async def events(self) -> AsyncIterator[STTEvent]:
-        await self._ended.wait()
-        return
-        yield  # an async generator with no events
-
-
-class FramedSTT:
-    sample_rate, encoding = RATE, "linear16"
-
-    def __init__(self, stream: FramedStream) -> None:
-        self._stream = stream
-
-    @asynccontextmanager
-    async def stream(self) -> AsyncIterator[FramedStream]:
-        yield self._stream
-
-
-def taker(stream: FramedStream, **options: Any) -> TurnTaker:
-    from voiceagent.adapters.vad_webrtc import WebRTCVAD
-
-    return TurnTaker(
-        SessionClock(),
-        RATE,
-        stt=FramedSTT(stream),  # type: ignore[arg-type]
-        vad=WebRTCVAD(RATE, min_silence_ms=300, min_speech_ms=150),
-        end_of_turn_ms=0.0,
-        publish=lambda event: None,
-        on_speech=lambda at: None,
-        **options,
-    )
+        await super().close()
 
 
 @needs_offline
@@ -116,7 +81,7 @@ async def test_each_frame_leaves_on_the_piece_that_completes_it_with_one_wake_pe
     stream = FramedStream(source, FRAME)
     out, _ = anyio.create_memory_object_stream[Utterance](10)
     with anyio.fail_after(30):
-        await taker(stream).run(source.pieces(), out)
+        await turn_taker(stream).run(source.pieces(), out)
 
     assert "finalize" in stream.order  # the VAD ended the turn mid-input
     sent = sum(size for size in stream.order if isinstance(size, int))
@@ -150,6 +115,6 @@ async def test_a_stream_without_frames_gets_every_piece_as_it_comes() -> None:
     stream = FramedStream(source, None)  # no frame_bytes: one byte "frames", sent at once
     out, _ = anyio.create_memory_object_stream[Utterance](10)
     with anyio.fail_after(30):
-        await taker(stream).run(source.pieces(), out)
+        await turn_taker(stream).run(source.pieces(), out)
     assert stream.calls == len(pcm) // PIECE  # a send per piece
     assert sum(size for size in stream.order if isinstance(size, int)) == len(pcm)

@@ -9,31 +9,28 @@ a socket whose peer stopped reading; the VAD is the real WebRTC one on espeak-ng
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
 
 import anyio
 import anyio.lowlevel
 from session_rig import RATE, needs_offline, spoken
+from stt_plug_rig import QuietStream, turn_taker
 
 from voiceagent import audio
-from voiceagent.ports import STTEvent
-from voiceagent.timeline import SessionClock
-from voiceagent.turn_taking import TurnTaker, Utterance
+from voiceagent.turn_taking import Utterance
 
 FRAME = 640  # 20 ms of PCM16 at 16 kHz
 
 
-class StalledStream:
+class StalledStream(QuietStream):
     """``send_audio`` blocks (the first call, or every call) until ``release`` is set."""
 
     def __init__(self, log: list[str], *, fallback_s: float) -> None:
+        super().__init__()
         self.log = log
         self.release = anyio.Event()
         self.fallback_s = fallback_s  # so that a VAD held by the stall still gets its turn
         self.received: list[bytes] = []
         self.order: list[int | str] = []  # bytes of audio, or "finalize", as the STT got them
-        self._ended = anyio.Event()
 
     async def send_audio(self, pcm: bytes) -> None:
         if not self.release.is_set():
@@ -46,40 +43,6 @@ class StalledStream:
 
     async def finalize(self) -> None:
         self.order.append("finalize")
-
-    async def close(self) -> None:
-        self._ended.set()
-
-    async def events(self) -> AsyncIterator[STTEvent]:
-        await self._ended.wait()
-        return
-        yield  # an async generator with no events
-
-
-class StalledSTT:
-    sample_rate, encoding = RATE, "linear16"
-
-    def __init__(self, stream: StalledStream) -> None:
-        self._stream = stream
-
-    @asynccontextmanager
-    async def stream(self) -> AsyncIterator[StalledStream]:
-        yield self._stream
-
-
-def taker(stream: StalledStream, on_speech: Any, **options: Any) -> TurnTaker:
-    from voiceagent.adapters.vad_webrtc import WebRTCVAD
-
-    return TurnTaker(
-        SessionClock(),
-        RATE,
-        stt=StalledSTT(stream),  # type: ignore[arg-type]
-        vad=WebRTCVAD(RATE, min_silence_ms=300, min_speech_ms=150),
-        end_of_turn_ms=0.0,
-        publish=lambda event: None,
-        on_speech=on_speech,
-        **options,
-    )
 
 
 async def frames(pcm: bytes) -> AsyncIterator[bytes]:
@@ -101,7 +64,7 @@ async def test_barge_in_is_decided_while_the_stt_is_stalled() -> None:
     pcm = audio.silence(RATE // 5) + spoken("stop please") + audio.silence(RATE)
     out, _ = anyio.create_memory_object_stream[Utterance](10)
     with anyio.fail_after(30):
-        await taker(stream, on_speech).run(frames(pcm), out)
+        await turn_taker(stream, on_speech).run(frames(pcm), out)
     assert log[:2] == ["barge_in", "stall ended"]  # the VAD did not wait for the STT
     assert b"".join(stream.received) == pcm  # within its buffer, the STT lost nothing
 
@@ -114,7 +77,7 @@ async def test_a_stalled_stt_s_backlog_is_bounded_dropping_the_oldest_audio() ->
     tail = audio.silence(RATE // 2)
     pcm = audio.silence(RATE * 3) + speech + tail  # ~ 4.5 s in all
     out, _ = anyio.create_memory_object_stream[Utterance](10)
-    turn_taker = taker(stream, lambda at: None, stt_buffer_s=1.0)
+    taker = turn_taker(stream, stt_buffer_s=1.0)
 
     async def input_then_release() -> AsyncIterator[bytes]:
         async for frame in frames(pcm):
@@ -122,12 +85,12 @@ async def test_a_stalled_stt_s_backlog_is_bounded_dropping_the_oldest_audio() ->
         stream.release.set()  # the STT comes back once all the input has arrived
 
     with anyio.fail_after(30):
-        await turn_taker.run(input_then_release(), out)
+        await taker.run(input_then_release(), out)
     got = b"".join(stream.received[1:])  # the first frame was in flight when the stall began
     # at most a second of backlog was kept: the newest, ending where the input ends
     assert len(got) <= 2 * RATE and pcm.endswith(got)
     dropped = len(pcm) - len(stream.received[0]) - len(got)
-    assert dropped > 0 and turn_taker.stt_dropped_ms == dropped * 1000 / (2 * RATE)
+    assert dropped > 0 and taker.stt_dropped_ms == dropped * 1000 / (2 * RATE)
     # the end of turn (the VAD's, 300 ms into the tail) reached the STT after the speech
     # before it and before the rest of the tail
     finalized = stream.order.index("finalize")
