@@ -234,9 +234,14 @@ def fakes(folder: Path, table: Path, concurrency: int) -> Iterator[Fakes]:
                     (llm.pid, tts.pid, stt.pid))  # fmt: skip
 
 
-def bot_argv(f: Fakes, loop_name: str, max_calls: int | None = None) -> list[str]:
+def bot_argv(
+    f: Fakes, loop_name: str, max_calls: int | None = None, stack: str = "websockets"
+) -> list[str]:
     limit = ["--max-calls", str(max_calls)] if max_calls else []
-    return pinned(BOT_CORE, [VOICEAGENT, "phone", AGENT, "--port", "0", "--llm-url", f.llm_url,
+    # on picows: the same calls served by bench/phone_picows.py (the frame path alone moved)
+    picows = [PYTHON, str(BENCH / "phone_picows.py")]
+    phone = [VOICEAGENT, "phone"] if stack == "websockets" else picows
+    return pinned(BOT_CORE, [*phone, AGENT, "--port", "0", "--llm-url", f.llm_url,
                              "--tts", "lightning", "--tts-url", f.tts_url, "--stt", "pulse",
                              "--stt-url", f.stt_url, "--drain-s", "5", "--loop", loop_name,
                              *limit])  # fmt: skip
@@ -552,7 +557,7 @@ def measure(
     # queues behind one slot, ~0.8 s a call, and at N=50 the callers time out).
     env = {**os.environ, LAG_ENV: str(lag_file), "LIGHTNING_MAX_CONCURRENT": "0"}
     argv = (
-        bot_argv(f, loop_name, max_calls)
+        bot_argv(f, loop_name, max_calls, echo_stack)
         if f is not None
         else echo_argv(loop_name, echo_stack, listen)
     )
@@ -649,22 +654,47 @@ def print_silent(rows: list[Row], call_s: float) -> None:
               f"{'no: ' + invalid if invalid else 'yes'}")  # fmt: skip
 
 
-def measure_stacks(folder: Path, wavs: list[Path], n: int, call_s: float, loop_name: str) -> None:
-    """The echo bot on websockets and on picows under the same N silent callers: what the
-    frame path alone would save with a faster websocket stack."""
+def measure_stacks(
+    folder: Path, table: Path, wavs: list[Path], n: int, call_s: float, loop_name: str,
+    turns: int, ours_ws: Row | None,
+) -> None:  # fmt: skip
+    """The echo bot and ours, each on websockets and on picows (ours: bench/phone_picows.py),
+    under the same N silent callers, and ours on picows with turns beside the main table's
+    run: what the frame path alone would save with a faster websocket stack."""
     options = ["--mode", "silent", "--call-s", str(call_s)]
-    rows = []
+    rows: dict[str, Row] = {}
     for stack in ("websockets", "picows"):
         note(f"N={n}: silent calls, echo bot on {stack} ({loop_name})")
-        rows.append(measure(folder, f"echo-{stack}", n, None, wavs, options,
-                            loop_name=loop_name, echo_stack=stack))  # fmt: skip
-    ws, pw = rows
-    invalid = "; ".join(f"{r.label}: {r.invalid}" for r in rows if r.invalid)
-    print(f"websocket stacks, N={n} silent calls ({loop_name}): echo bot CPU s/call-min "
-          f"websockets {ws.cpu_per_call_min:.3f}, picows {pw.cpu_per_call_min:.3f}, "
-          f"picows/websockets {pw.cpu_per_call_min / ws.cpu_per_call_min:.2f}x; lag p99 "
-          f"{ws.lag_p99:.2f} / {pw.lag_p99:.2f} ms; failed {ws.failed} / {pw.failed}; "
-          f"valid: {'no: ' + invalid if invalid else 'yes'}")  # fmt: skip
+        rows[f"echo-{stack}"] = measure(folder, f"echo-{stack}", n, None, wavs, options,
+                                        loop_name=loop_name, echo_stack=stack)  # fmt: skip
+        note(f"N={n}: silent calls, ours on {stack} ({loop_name})")
+        with fakes(folder, table, n) as f:
+            rows[f"ours-{stack}"] = measure(folder, f"ours-{stack}", n, f, wavs, options,
+                                            loop_name=loop_name, echo_stack=stack)  # fmt: skip
+    note(f"N={n}: ours on picows, with turns ({loop_name})")
+    with fakes(folder, table, n) as f:
+        turned = measure(folder, "ours-picows", n, f, wavs, ["--turns", str(turns)],
+                         loop_name=loop_name, echo_stack="picows")  # fmt: skip
+    every = [*rows.values(), turned] + ([ours_ws] if ours_ws is not None else [])
+    invalid = "; ".join(f"{r.label}: {r.invalid}" for r in every if r.invalid)
+    print(f"websocket stacks, N={n} ({loop_name}), CPU s/call-min; silent calls:")
+    for who in ("echo", "ours"):
+        ws, pw = rows[f"{who}-websockets"], rows[f"{who}-picows"]
+        ratio = pw.cpu_per_call_min / ws.cpu_per_call_min
+        print(f"  {who:<4} websockets {ws.cpu_per_call_min:.3f}, picows {pw.cpu_per_call_min:.3f}"
+              f", picows/websockets {ratio:.2f}x; lag p99 {ws.lag_p99:.2f} / {pw.lag_p99:.2f} "
+              f"ms; failed {ws.failed} / {pw.failed}")  # fmt: skip
+    for stack in ("websockets", "picows"):
+        ours, echo = rows[f"ours-{stack}"], rows[f"echo-{stack}"]
+        print(f"  ours/echo on {stack}: {ours.cpu_per_call_min / echo.cpu_per_call_min:.2f}x")
+    if ours_ws is not None:
+        print(f"with turns: ours on websockets {ours_ws.cpu_per_call_min:.3f} (the table above), "
+              f"on picows {turned.cpu_per_call_min:.3f} ({turned.failed} failed, 1st audio "
+              f"p50 {turned.lat_p50:.0f} ms), picows/websockets "
+              f"{turned.cpu_per_call_min / ours_ws.cpu_per_call_min:.2f}x; ours on picows / "
+              f"echo on picows (silent) "
+              f"{turned.cpu_per_call_min / rows['echo-picows'].cpu_per_call_min:.2f}x")  # fmt: skip
+    print(f"  valid: {'no: ' + invalid if invalid else 'yes'}")
 
 
 def measure_floor(
@@ -752,7 +782,7 @@ def orchestrate(args: argparse.Namespace) -> int:
         note("taskset is missing: the bench pins processes to cores")
         return 2
     if args.stacks and importlib.util.find_spec("picows") is None:
-        note("--stacks measures the echo bot on picows too: pip install picows")
+        note("--stacks measures the echo bot and ours on picows too: pip install picows")
         return 2
     if args.repeat < 1:
         note(f"--repeat {args.repeat}: at least 1")
@@ -831,7 +861,8 @@ def orchestrate(args: argparse.Namespace) -> int:
             print_floor(floor, rows[::2])
         if args.stacks:
             for n in ns:
-                measure_stacks(folder, wavs, n, call_s, loops[0])
+                first = next((r for r in rows[::2] if r.n == n), None)
+                measure_stacks(folder, table, wavs, n, call_s, loops[0], turns, first)
         for row in rows + silent + floor:
             for error in row.errors:
                 print(f"N={row.n} {row.label}: {error}")
@@ -876,7 +907,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--stacks",
         action="store_true",
-        help="also the echo bot on websockets and on picows per N (pip install picows)",
+        help="also the echo bot and ours on websockets and on picows per N (ours on picows: "
+        "bench/phone_picows.py; pip install picows)",
     )
     worker_opts = parser.add_argument_group("worker (internal)")
     worker_opts.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
