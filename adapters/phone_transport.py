@@ -463,8 +463,7 @@ class PhoneTransport:
 
     def hang_up(self) -> None:
         """The caller is gone: ``incoming()`` ends, and nothing more is sent."""
-        self.speaker.report_unknown_marks()
-        self._bad_keys.flush()
+        self._report_counted()
         self._flush_audio()
         self.hung_up = True
         self._inbox.close()
@@ -527,10 +526,15 @@ class PhoneTransport:
         if self.on_not_reading is not None:
             self.on_not_reading()
 
-    async def aclose(self) -> None:
-        """End the call from our side once Twilio has played what was sent (the goodbye)."""
+    def _report_counted(self) -> None:
+        """The call is ending: log what was counted and not told yet (unknown marks, keys no
+        keypad has)."""
         self.speaker.report_unknown_marks()
         self._bad_keys.flush()
+
+    async def aclose(self) -> None:
+        """End the call from our side once Twilio has played what was sent (the goodbye)."""
+        self._report_counted()
         if not self.hung_up:
             with anyio.move_on_after(self.goodbye_timeout_s):
                 await self.speaker.wait_played()

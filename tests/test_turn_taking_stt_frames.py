@@ -94,10 +94,8 @@ async def test_each_frame_leaves_on_the_piece_that_completes_it_with_one_wake_pe
         assert given == -(-k * FRAME // PIECE), (k, given)
     # after the finalize: frames complete from the bytes handed over since
     rest = stream.order[finalize_at + 1 :]
-    framed_before = sum(size for size in stream.order[:finalize_at] if isinstance(size, int))
-    frames_after = stream.frames[finalize_at:]
-    offset = framed_before
-    for k, (given, size) in enumerate(frames_after, 1):
+    offset = sum(size for size in stream.order[:finalize_at] if isinstance(size, int))
+    for k, (given, size) in enumerate(stream.frames[finalize_at:], 1):
         if size != FRAME:
             break  # the rest at the hang-up's close
         assert given == -(-(offset + k * FRAME) // PIECE), (k, given)
